@@ -1,0 +1,183 @@
+"""``atoll models``: the registry: list, show, compare, promote, rollback, tag, history."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from atoll.cli._render import emit_json, json_option, table
+from atoll.cli.main import CliState
+
+if TYPE_CHECKING:
+    from atoll.store.registry import VersionInfo
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+@click.group()
+def models() -> None:
+    """Registered models, their versions and aliases."""
+
+
+@models.command("list")
+@json_option
+@pass_state
+def list_(state: CliState, as_json: bool) -> None:
+    """Every registered model with its latest version and aliases."""
+    from atoll import api
+
+    found = api.list_models(settings=state.settings())
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        (
+            m.name,
+            m.latest_version,
+            m.version_count,
+            ", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items())),
+            m.created_at,
+        )
+        for m in found
+    ]
+    table("models", ["name", "latest", "versions", "aliases", "created"], rows)
+
+
+@models.command()
+@click.argument("ref")
+@json_option
+@pass_state
+def show(state: CliState, ref: str, as_json: bool) -> None:
+    """Show REF: a model's versions (NAME) or one version (NAME@3, NAME@production)."""
+    from atoll import api
+
+    settings = state.settings()
+    if "@" not in ref:
+        versions = api.list_versions(ref, settings=settings)
+        if as_json:
+            emit_json(versions)
+            return
+        table(
+            ref,
+            ["version", "status", "aliases", "primary metrics", "created", "by"],
+            [
+                (
+                    v.version,
+                    v.status,
+                    ", ".join(v.aliases),
+                    _headline(v),
+                    v.created_at,
+                    v.created_by,
+                )
+                for v in versions
+            ],
+        )
+        return
+    version = api.show(ref, settings=settings)
+    if as_json:
+        emit_json(version)
+        return
+    _show_version(version)
+
+
+def _headline(version: VersionInfo) -> str:
+    metrics = version.summary.get("metrics", {})
+    keys = [k for k in ("roc_auc", "accuracy", "macro_f1", "rmse", "r2") if k in metrics][:2]
+    return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys)
+
+
+def _show_version(version: VersionInfo) -> None:
+    summary = version.summary
+    facts = [
+        ("status", version.status),
+        ("aliases", ", ".join(version.aliases) or "-"),
+        ("estimator", summary.get("estimator")),
+        ("created", version.created_at),
+        ("by", version.created_by),
+        ("package sha256", version.manifest_digest),
+        ("rows", summary.get("rows")),
+        ("tags", version.tags or "-"),
+    ]
+    table(f"{version.name}@{version.version}", ["", ""], facts)
+    table("metrics", ["metric", "value"], sorted(summary.get("metrics", {}).items()))
+
+
+@models.command()
+@click.argument("refs", nargs=-1, required=True)
+@json_option
+@pass_state
+def compare(state: CliState, refs: tuple[str, ...], as_json: bool) -> None:
+    """Metrics of several versions side by side, e.g. credit-risk@1 credit-risk@2."""
+    from atoll import api
+
+    versions = api.compare(refs, settings=state.settings())
+    if as_json:
+        emit_json(versions)
+        return
+    names = sorted({k for v in versions for k in v.summary.get("metrics", {})})
+    rows = [(name, *(v.summary.get("metrics", {}).get(name) for v in versions)) for name in names]
+    rows.append(("status", *(v.status for v in versions)))
+    table("comparison", ["metric", *(f"{v.name}@{v.version}" for v in versions)], rows)
+
+
+@models.command()
+@click.argument("ref")
+@click.option("--alias", default="production", show_default=True, help="Alias to move.")
+@click.option("--force", is_flag=True, help="Promote even a version that failed its gates.")
+@pass_state
+def promote(state: CliState, ref: str, alias: str, force: bool) -> None:
+    """Point ALIAS at the version REF names (e.g. credit-risk@3)."""
+    from atoll import api
+
+    version = api.promote(ref, alias, force=force, settings=state.settings())
+    click.echo(f"{version.name}@{alias} -> version {version.version}")
+
+
+@models.command()
+@click.argument("name")
+@click.option("--alias", default="production", show_default=True, help="Alias to move back.")
+@pass_state
+def rollback(state: CliState, name: str, alias: str) -> None:
+    """Move ALIAS of model NAME back to where it pointed before its last move."""
+    from atoll import api
+
+    version = api.rollback(name, alias, settings=state.settings())
+    click.echo(f"{version.name}@{alias} -> version {version.version}")
+
+
+@models.command()
+@click.argument("ref")
+@click.argument("pairs", nargs=-1, required=True)
+@pass_state
+def tag(state: CliState, ref: str, pairs: tuple[str, ...]) -> None:
+    """Set tags KEY=VALUE on the version REF names."""
+    from atoll import api
+
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="PAIRS")
+        tags[key] = value
+    version = api.tag(ref, tags, settings=state.settings())
+    click.echo(f"{version.name}@{version.version} tags: {version.tags}")
+
+
+@models.command()
+@click.argument("name", required=False)
+@json_option
+@pass_state
+def history(state: CliState, name: str | None, as_json: bool) -> None:
+    """The audit log: who registered, promoted, rolled back or tagged what, when."""
+    from atoll import api
+
+    entries = api.history(name, settings=state.settings())
+    if as_json:
+        emit_json(entries)
+        return
+    table(
+        "audit log",
+        ["at", "actor", "action", "model", "detail"],
+        [(e.at, e.actor, e.action, e.model, e.detail) for e in entries],
+    )

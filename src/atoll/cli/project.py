@@ -1,0 +1,176 @@
+"""Project commands: init, validate, train, predict, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from atoll.cli._render import StageReporter, emit_json, fail, json_option, table
+from atoll.cli.main import CliState
+
+if TYPE_CHECKING:
+    from atoll.api import TrainOutcome
+
+pass_state = click.make_pass_decorator(CliState)
+spec_option = click.option(
+    "--spec",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Path to atoll.yaml (default: the project's).",
+)
+
+
+@click.command()
+@click.option("--demo", is_flag=True, help="Also write generated credit-risk data and its spec.")
+@click.option("--rows", default=50_000, show_default=True, help="Demo rows to generate.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the demo data.")
+@pass_state
+def init(state: CliState, demo: bool, rows: int, seed: int) -> None:
+    """Create atoll.yaml in the project directory (and demo data with --demo)."""
+    from atoll import api
+
+    path = api.init_project(state.settings().project_dir, demo=demo, rows=rows, seed=seed)
+    click.echo(f"wrote {path}")
+    click.echo("next: edit it, then run: atoll train" if demo else "next: atoll schema infer FILE")
+
+
+@click.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@spec_option
+@json_option
+@pass_state
+def validate(state: CliState, data: Path, spec: Path | None, as_json: bool) -> None:
+    """Check DATA (CSV or Parquet) against the spec's columns; exit 1 on violations."""
+    from atoll import api
+
+    report = api.validate(data, spec, settings=state.settings())
+    if as_json:
+        emit_json(report.to_dict())
+    elif report.ok:
+        click.echo(f"{data}: {report.summary()}")
+    else:
+        rows = [
+            (v.column, v.rule, v.count, ", ".join(map(str, v.rows)), v.message)
+            for v in report.violations
+        ]
+        table(
+            f"{data}: {report.n_rows} rows, {report.n_invalid_rows} invalid",
+            ["column", "rule", "rows", "first rows (0-based)", "message"],
+            rows,
+        )
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@click.command()
+@spec_option
+@json_option
+@pass_state
+def train(state: CliState, spec: Path | None, as_json: bool) -> None:
+    """Validate, train, evaluate, package and register a new model version.
+
+    Exits 1 when the new version fails a gate (it is registered, marked
+    gate_failed, and cannot be promoted).
+    """
+    from atoll import api
+
+    outcome = api.train(
+        spec, settings=state.settings(), reporter=None if as_json else StageReporter()
+    )
+    if as_json:
+        emit_json(_outcome_json(outcome))
+    else:
+        show_outcome(outcome)
+    if not outcome.result.passed_gates:
+        fail(f"{outcome.version.name}@{outcome.version.version} failed its gates; not promotable")
+
+
+def _outcome_json(outcome: TrainOutcome) -> dict[str, Any]:
+    return {
+        "model": outcome.version.name,
+        "version": outcome.version.version,
+        "status": outcome.version.status,
+        "metrics": outcome.result.evaluation["metrics"],
+        "fairness": outcome.result.evaluation.get("fairness"),
+        "gates": [g.to_dict() for g in outcome.result.gates],
+        "timings": outcome.result.manifest["lineage"]["timings"],
+    }
+
+
+def show_outcome(outcome: TrainOutcome) -> None:
+    """Metrics, fairness and gates of a training run, as tables."""
+    version, evaluation = outcome.version, outcome.result.evaluation
+    click.echo(f"\nregistered {version.name}@{version.version} ({version.status})")
+    table("held-out metrics", ["metric", "value"], sorted(evaluation["metrics"].items()))
+    for column, report in evaluation.get("fairness", {}).get("columns", {}).items():
+        summary = {k: v for k, v in report.items() if k != "groups"}
+        groups = [
+            (g, *(m.get(k) for k in ("count", "selection_rate", "tpr", "fpr", "accuracy")))
+            for g, m in report["groups"].items()
+        ]
+        table(
+            f"fairness by {column}: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if isinstance(v, float)),
+            ["group", "count", "selection rate", "TPR", "FPR", "accuracy"],
+            groups,
+        )
+    if outcome.result.gates:
+        table(
+            "gates",
+            ["gate", "verdict"],
+            [(g.describe(), "pass" if g.passed else "FAIL") for g in outcome.result.gates],
+        )
+
+
+@click.command()
+@click.option("--model", "ref", required=True, help="Model reference: name@alias or name@3.")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV or Parquet file of rows to score.",
+)
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to write predictions (.csv or .parquet).",
+)
+@pass_state
+def predict(state: CliState, ref: str, input_path: Path, output_path: Path) -> None:
+    """Score a small local file with a registered model version."""
+    from atoll import api
+
+    count = api.predict_file(ref, input_path, output_path, settings=state.settings())
+    click.echo(f"scored {count:,} rows with {ref} -> {output_path}")
+
+
+@click.command()
+@click.option(
+    "--dir",
+    "directory",
+    default="atoll-demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Demo project directory.",
+)
+@click.option("--rows", default=50_000, show_default=True, help="Rows of generated data.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the generated data.")
+def demo(directory: Path, rows: int, seed: int) -> None:
+    """Generate credit-risk data, train, register, promote and score, end to end."""
+    from atoll import api
+
+    click.echo(f"atoll demo in {directory}/")
+    outcome = api.demo(directory, rows=rows, seed=seed, reporter=StageReporter())
+    show_outcome(outcome.trained)
+    if outcome.promoted is not None:
+        click.echo(f"promoted {outcome.promoted.name}@{outcome.promoted.version} to production")
+    click.echo(f"scored {outcome.scored_rows:,} new applications -> {outcome.predictions}")
+    click.echo(f"\nnext: atoll -C {directory} models list")
+
+
+COMMANDS = (init, validate, train, predict, demo)

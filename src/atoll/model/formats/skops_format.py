@@ -1,0 +1,56 @@
+"""scikit-learn models in skops format: loaded without running pickle.
+
+skops lists the types a file would construct; atoll refuses the file unless
+every one of them lies under a trusted module prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atoll import _imports
+from atoll.errors import PackageError
+from atoll.types import Task
+
+TRUSTED_PREFIXES = ("sklearn", "numpy", "scipy", "builtins", "collections", "lightgbm", "xgboost")
+
+
+@dataclass(frozen=True)
+class SklearnScorer:
+    """A fitted scikit-learn estimator trained on class indices 0..k-1."""
+
+    estimator: Any
+    task: Task
+
+    def scores(self, matrix: np.ndarray) -> np.ndarray:
+        if self.task.is_classification:
+            return np.asarray(self.estimator.predict_proba(matrix), dtype=np.float64)
+        return np.asarray(self.estimator.predict(matrix), dtype=np.float64).reshape(-1)
+
+
+def save(estimator: Any, path: Path) -> None:
+    import skops.io as sio
+
+    sio.dump(estimator, path)
+
+
+def load(path: Path, task: Task, trusted: list[str]) -> SklearnScorer:
+    import skops.io as sio
+
+    prefixes = [*TRUSTED_PREFIXES, *trusted]
+    try:
+        types = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # skops raises a zoo of types on a malformed file
+        raise PackageError(
+            f"{path.name} is not a valid skops file: {exc}", file=str(path)
+        ) from None
+    refused = [t for t in types if not _imports.is_allowed(t, prefixes)]
+    if refused:
+        raise PackageError(
+            f"{path.name} would construct untrusted types: {', '.join(refused)}", file=str(path)
+        )
+    return SklearnScorer(sio.load(path, trusted=types), task)

@@ -1,0 +1,106 @@
+"""The model package: an immutable directory whose MANIFEST.json lists every file's sha256.
+
+Writing puts the files first and the manifest last, so a package without a
+manifest is simply incomplete. Opening verifies every hash before any file is
+parsed, and refuses unlisted files, so nothing unverified is ever loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from atoll._hashing import canonical_json, sha256_bytes, sha256_file
+from atoll.errors import IntegrityError, PackageError
+
+MANIFEST = "MANIFEST.json"
+FORMAT_VERSION = 1
+
+
+def write_package(
+    directory: Path, manifest: Mapping[str, Any], files: Mapping[str, bytes]
+) -> dict[str, Any]:
+    """Write ``files`` and a manifest listing their hashes into a new ``directory``.
+
+    Files already in the directory (e.g. a model file written by its library)
+    are included too; ``files`` adds in-memory ones.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        target = directory / _safe(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    listed = {
+        path.relative_to(directory).as_posix(): sha256_file(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+    full = {"format_version": FORMAT_VERSION, **manifest, "files": listed}
+    (directory / MANIFEST).write_bytes(json.dumps(full, indent=2, sort_keys=True).encode())
+    return full
+
+
+def verify_package(directory: Path) -> dict[str, Any]:
+    """Check the manifest and every file's sha256; return the manifest.
+
+    Raises:
+        PackageError: no readable manifest, an unsafe or missing file, an unlisted file.
+        IntegrityError: a file's content does not match its recorded hash.
+    """
+    manifest = read_manifest(directory)
+    files: dict[str, str] = manifest.get("files", {})
+    for name, digest in files.items():
+        path = directory / _safe(name)
+        if not path.is_file():
+            raise PackageError(f"package {directory} is missing {name}", file=name)
+        if sha256_file(path) != digest:
+            raise IntegrityError(
+                f"{name} in package {directory} was altered: "
+                "its sha256 does not match the manifest",
+                file=name,
+            )
+    _refuse_unlisted(directory, files)
+    return manifest
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """Parse MANIFEST.json, checking its format version."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise PackageError(f"{directory} is not a model package: no readable {MANIFEST}") from exc
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if version != FORMAT_VERSION:
+        raise PackageError(f"{directory}: unsupported package format version {version!r}")
+    return dict(manifest)
+
+
+def read_json(directory: Path, name: str) -> Any:
+    """Read one JSON file of a verified package."""
+    return json.loads((directory / _safe(name)).read_bytes())
+
+
+def json_bytes(value: Any) -> bytes:
+    """Canonical JSON bytes for a package file: stable, so equal content hashes equally."""
+    return canonical_json(value)
+
+
+def package_digest(manifest: Mapping[str, Any]) -> str:
+    """A package's identity: the sha256 of its canonical manifest."""
+    return sha256_bytes(canonical_json(manifest))
+
+
+def _safe(name: str) -> str:
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or ".." in pure.parts or "\\" in name or not pure.parts:
+        raise PackageError(f"unsafe file name in package: {name!r}", file=name)
+    return name
+
+
+def _refuse_unlisted(directory: Path, files: Mapping[str, str]) -> None:
+    for path in directory.rglob("*"):
+        name = path.relative_to(directory).as_posix()
+        if path.is_file() and name != MANIFEST and name not in files:
+            raise PackageError(f"package {directory} holds an unlisted file {name}", file=name)

@@ -1,0 +1,251 @@
+"""Training: validated rows in, a complete model package on disk out.
+
+validate -> split -> fit wrangling (train part only) -> fit the estimator ->
+evaluate and check fairness on the held-out part *through the saved model
+file* -> gates -> reference profile -> package. Registration is the store's
+job; this module knows nothing of databases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from atoll._progress import Stages
+from atoll.data.profile import profile_frame, profile_predictions
+from atoll.data.split import split_rows
+from atoll.data.wrangler import Wrangler
+from atoll.errors import DataError, SchemaError, TrainingError
+from atoll.model import formats
+from atoll.model.estimators import build_estimator
+from atoll.model.evaluate import evaluate, feature_importance
+from atoll.model.fairness import fairness_report
+from atoll.model.gates import GateResult, check_gate_names, check_gates
+from atoll.model.lineage import frame_fingerprint, git_commit, library_versions
+from atoll.model.package import json_bytes, write_package
+from atoll.model.predictor import Predictor, schema_to_manifest
+from atoll.types import Task
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from atoll.spec import Spec
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced: the package and the verdicts on it."""
+
+    package_dir: Path
+    manifest: dict[str, Any]
+    evaluation: dict[str, Any]
+    gates: list[GateResult]
+
+    @property
+    def passed_gates(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    frame: pd.DataFrame
+    y: np.ndarray
+    classes: list[Any]
+    rows: dict[str, int]
+
+
+def train_package(
+    spec: Spec,
+    frame: pd.DataFrame,
+    out_dir: Path,
+    stages: Stages | None = None,
+    source: str = "",
+    project_dir: Path | None = None,
+) -> TrainResult:
+    """Train the model the spec describes on ``frame`` and write its package to ``out_dir``."""
+    stages = stages or Stages()
+    check_gate_names(spec.gates, spec.task, spec.evaluate.metrics)
+    prepared = _validate(spec, frame, stages, source)
+    train, test = _split(spec, prepared, stages)
+    wrangler, estimator = _fit(spec, prepared, train, stages)
+    with stages.stage("evaluate") as note:
+        model_format, model_file = formats.save(estimator, out_dir)
+        scorer = formats.load(
+            model_format, out_dir / model_file, spec.task, list(spec.allow_imports)
+        )
+        predictor = Predictor(spec.schema, wrangler, scorer, spec.task, prepared.classes)
+        evaluation, scores = _evaluate(spec, predictor, prepared, test, estimator)
+        note.text = _headline(evaluation["metrics"])
+    gates = check_gates(spec.gates, evaluation["metrics"], evaluation.get("fairness", {}))
+    with stages.stage("package") as note:
+        files = {
+            "wrangler.json": json_bytes(wrangler.to_state()),
+            "evaluation.json": json_bytes({**evaluation, "gates": [g.to_dict() for g in gates]}),
+            "profile.json": json_bytes(_profile(spec, prepared, train, test, scores)),
+            "spec.json": json_bytes(spec.model_dump(mode="json")),
+        }
+        lineage = _lineage(spec, prepared, stages, source, project_dir)
+        manifest = write_package(
+            out_dir,
+            _manifest(spec, prepared, model_format, model_file, evaluation, gates, lineage),
+            files,
+        )
+        note.text = f"{len(manifest['files'])} files"
+    return TrainResult(out_dir, manifest, evaluation, gates)
+
+
+def _validate(spec: Spec, frame: pd.DataFrame, stages: Stages, source: str) -> _Prepared:
+    with stages.stage("validate") as note:
+        result = spec.schema.validate(frame, "train")
+        fatal = any(
+            v.rule in ("missing_column", "unexpected_column") for v in result.report.violations
+        )
+        if not result.report.ok and (fatal or spec.data.on_invalid == "abort"):
+            raise SchemaError(result.report, source or None)
+        valid = result.frame.loc[~result.invalid_rows].reset_index(drop=True)
+        y, classes = _encode_target(spec, valid[spec.target])
+        rows = {"read": len(frame), "invalid": int(result.invalid_rows.sum()), "used": len(valid)}
+        note.text = f"{rows['used']:,} rows" + (
+            f", {rows['invalid']:,} dropped" if rows["invalid"] else ""
+        )
+    return _Prepared(valid, y, classes, rows)
+
+
+def _encode_target(spec: Spec, target: pd.Series[Any]) -> tuple[np.ndarray, list[Any]]:
+    if target.isna().any():
+        raise DataError(f"target column {spec.target!r} has {int(target.isna().sum())} null values")
+    if not spec.task.is_classification:
+        return target.to_numpy(dtype=np.float64), []
+    labels, y = np.unique(target.to_numpy(), return_inverse=True)
+    classes = [_plain(v) for v in labels.tolist()]
+    if len(classes) < 2:
+        raise DataError(f"target column {spec.target!r} has one class only ({classes[0]!r})")
+    if spec.task is Task.BINARY and len(classes) > 2:
+        raise DataError(
+            f"task is binary but target {spec.target!r} has {len(classes)} classes; "
+            "use task: multiclass"
+        )
+    return y.astype(np.int64), classes
+
+
+def _plain(value: Any) -> Any:
+    """Integral float labels (how validated int columns arrive) become ints."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _split(spec: Spec, prepared: _Prepared, stages: Stages) -> tuple[np.ndarray, np.ndarray]:
+    with stages.stage("split") as note:
+        time = prepared.frame[spec.data.time_column].to_numpy() if spec.data.time_column else None
+        stratify = prepared.y if spec.task.is_classification else None
+        train, test = split_rows(len(prepared.frame), spec.split, stratify, time)
+        note.text = f"{len(train):,} train / {len(test):,} test ({spec.split.method})"
+    prepared.rows.update(train=len(train), test=len(test))
+    return train, test
+
+
+def _fit(
+    spec: Spec, prepared: _Prepared, train: np.ndarray, stages: Stages
+) -> tuple[Wrangler, Any]:
+    with stages.stage("wrangle") as note:
+        part = prepared.frame.take(train).reset_index(drop=True)
+        features = spec.schema.features
+        wrangler = Wrangler.from_spec(spec.features, features, list(spec.allow_imports)).fit(part)
+        matrix = wrangler.matrix(part)
+        note.text = f"{len(features)} columns -> {matrix.shape[1]} features"
+    with stages.stage("fit") as note:
+        estimator = build_estimator(spec)
+        try:
+            estimator.fit(matrix, prepared.y[train])
+        except Exception as exc:  # any estimator may fail in its own way; name it
+            raise TrainingError(f"{spec.model.estimator} failed to fit: {exc}") from exc
+        note.text = spec.model.estimator.rsplit(".", 1)[-1]
+    return wrangler, estimator
+
+
+def _evaluate(
+    spec: Spec, predictor: Predictor, prepared: _Prepared, test: np.ndarray, estimator: Any
+) -> tuple[dict[str, Any], np.ndarray]:
+    part = prepared.frame.take(test).reset_index(drop=True)
+    try:
+        scores = predictor.scorer.scores(predictor.wrangler.matrix(part))
+    except Exception as exc:  # a fitted model that cannot predict is a training failure
+        raise TrainingError(f"{spec.model.estimator} failed to predict: {exc}") from exc
+    y_true = prepared.y[test]
+    proba = scores if spec.task.is_classification else None
+    y_pred = np.argmax(scores, axis=1) if proba is not None else scores
+    report = evaluate(spec.task.value, y_true, y_pred, proba, prepared.classes)
+    report["feature_importance"] = feature_importance(estimator, predictor.wrangler.feature_names_)
+    sensitive = {c: part[c].to_numpy() for c in spec.fairness_columns}
+    if sensitive:
+        report["fairness"] = fairness_report(spec.task.value, y_true, y_pred, sensitive)
+    return report, scores
+
+
+def _profile(
+    spec: Spec, prepared: _Prepared, train: np.ndarray, test: np.ndarray, scores: np.ndarray
+) -> dict[str, Any]:
+    schema = spec.schema
+    kinds = {n: c.type.profile_kind for n, c in schema.columns.items() if not c.pii}
+    part = prepared.frame.take(train)[list(kinds)]
+    proba = scores if spec.task.is_classification else None
+    predictions = np.argmax(scores, axis=1) if proba is not None else scores
+    return {
+        "inputs": profile_frame(part, kinds),
+        "predictions": profile_predictions(spec.task.value, predictions, proba, prepared.classes),
+        "rows": {"inputs": len(train), "predictions": len(test)},
+    }
+
+
+def _lineage(
+    spec: Spec, prepared: _Prepared, stages: Stages, source: str, project_dir: Path | None
+) -> dict[str, Any]:
+    return {
+        "data_fingerprint": frame_fingerprint(prepared.frame),
+        "data_source": source,
+        "spec_digest": spec.digest,
+        "git_commit": git_commit(project_dir) if project_dir else None,
+        "libraries": library_versions(),
+        "rows": prepared.rows,
+        "timings": dict(stages.timings),
+    }
+
+
+def _manifest(
+    spec: Spec,
+    prepared: _Prepared,
+    model_format: str,
+    model_file: str,
+    evaluation: dict[str, Any],
+    gates: list[GateResult],
+    lineage: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "task": spec.task.value,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "input_schema": schema_to_manifest(spec.schema),
+        "output_schema": _output_schema(spec, prepared.classes),
+        "classes": prepared.classes,
+        "model": {"format": model_format, "file": model_file, "estimator": spec.model.estimator},
+        "wrangler": "wrangler.json",
+        "profile": "profile.json",
+        "evaluation": "evaluation.json",
+        "metrics": evaluation["metrics"],
+        "gates": {"passed": all(g.passed for g in gates), "results": [g.to_dict() for g in gates]},
+        "lineage": lineage,
+    }
+
+
+def _output_schema(spec: Spec, classes: list[Any]) -> dict[str, Any]:
+    if not spec.task.is_classification:
+        return {"prediction": {"type": "number"}}
+    return {"prediction": {"enum": classes}, "probabilities": {"classes": classes}}
+
+
+def _headline(metrics: dict[str, float]) -> str:
+    shown = [k for k in ("roc_auc", "accuracy", "macro_f1", "rmse", "r2") if k in metrics][:2]
+    return ", ".join(f"{k} {metrics[k]:.4f}" for k in shown)

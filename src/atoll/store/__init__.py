@@ -1,0 +1,1 @@
+"""The one database and the content-addressed artifact store: the registry layer."""

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from atoll.errors import StoreUnavailableError
+from atoll.store.db import (
+    VERSION_TABLE,
+    Retry,
+    create_engine_for,
+    migrate,
+    run_transaction,
+    transaction,
+)
+from atoll.store.registry import Registry
+from atoll.store.tables import metadata
+
+TABLES = {"models", "versions", "aliases", "tags", "audit"}
+QUICK = Retry(budget_s=0.6, first_delay_s=0.02, max_delay_s=0.1)
+
+
+@contextmanager
+def engine_for(url: str) -> Iterator[sa.Engine]:
+    engine = create_engine_for(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_engine_creates_the_folder_and_sets_its_pragmas(sqlite_url: str) -> None:
+    with engine_for(sqlite_url) as engine, engine.connect() as conn:
+        assert Path(engine.url.database or "").parent.is_dir()
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+
+
+def test_postgresql_urls_use_psycopg() -> None:
+    engine = create_engine_for("postgresql://u:pw@127.0.0.1:1/db")
+    try:
+        assert engine.url.drivername == "postgresql+psycopg"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["mysql://u:hunter2@host/db", "not a url"])
+def test_unsupported_or_malformed_urls_are_refused_without_echoing_passwords(url: str) -> None:
+    with pytest.raises(StoreUnavailableError) as info:
+        create_engine_for(url)
+    assert "hunter2" not in str(info.value)
+
+
+def test_migrate_creates_every_table_and_matches_tables_py(store_url: str) -> None:
+    with engine_for(store_url) as engine:
+        migrate(engine)
+        names = set(sa.inspect(engine).get_table_names())
+        assert TABLES | {VERSION_TABLE} <= names
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            diff = compare_metadata(context, metadata)
+        assert diff == []
+
+
+def test_migrate_is_idempotent(store_url: str) -> None:
+    with engine_for(store_url) as engine:
+        migrate(engine)
+        migrate(engine)
+        with engine.connect() as conn:
+            heads = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+        assert [tuple(row) for row in heads] == [("0001",)]
+
+
+def test_sqlite_foreign_keys_are_enforced(sqlite_url: str) -> None:
+    with engine_for(sqlite_url) as engine:
+        migrate(engine)
+        with pytest.raises(sa.exc.IntegrityError), transaction(engine) as conn:
+            conn.exec_driver_sql("INSERT INTO tags (version_id, key, value) VALUES (99, 'k', 'v')")
+
+
+def test_read_transactions_do_not_take_the_write_lock(sqlite_url: str) -> None:
+    with engine_for(sqlite_url) as engine:
+        migrate(engine)
+        with transaction(engine) as writer:
+            writer.exec_driver_sql("SELECT 1")
+            # A reader still gets in while a writer holds BEGIN IMMEDIATE (WAL).
+            count = run_transaction(
+                engine,
+                lambda conn: conn.exec_driver_sql("SELECT count(*) FROM models").scalar(),
+                read_only=True,
+                retry=QUICK,
+            )
+        assert count == 0
+
+
+def test_unreachable_postgres_is_store_unavailable_with_the_password_masked(
+    tmp_path: Path,
+) -> None:
+    url = "postgresql://atoll:s3cret-pw@127.0.0.1:1/atoll"
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError) as info:
+        Registry.open(url, tmp_path / "artifacts", retry=QUICK)
+    elapsed = time.monotonic() - started
+    message = str(info.value)
+    assert "s3cret-pw" not in message
+    assert "s3cret-pw" not in repr(info.value.context)
+    assert "atoll:***@127.0.0.1:1/atoll" in message
+    assert "Traceback" not in message
+    assert elapsed < 5
+
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+conn.close()
+"""
+
+
+@contextmanager
+def sqlite_locked(url: str, seconds: float) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding BEGIN EXCLUSIVE on the database for ``seconds``."""
+    path = sa.make_url(url).database or ""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, path, str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout:
+            holder.stdout.close()
+
+
+def test_sqlite_held_locked_is_store_unavailable_after_the_retry_budget(
+    sqlite_url: str, tmp_path: Path, make_package: Callable[..., Path]
+) -> None:
+    package = make_package()
+    with Registry.open(sqlite_url, tmp_path / "artifacts", retry=QUICK) as registry:
+        with sqlite_locked(sqlite_url, seconds=60):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailableError, match="database is locked") as info:
+                registry.register(package, "m")
+            elapsed = time.monotonic() - started
+        assert "atoll.db" in str(info.value)
+        assert QUICK.budget_s * 0.5 <= elapsed < QUICK.budget_s + 3
+        assert registry.list_models() == []
+
+
+def test_sqlite_lock_released_in_time_lets_the_write_through(
+    sqlite_url: str, tmp_path: Path, make_package: Callable[..., Path]
+) -> None:
+    package = make_package()
+    patient = Retry(budget_s=10.0, first_delay_s=0.05, max_delay_s=0.5)
+    with Registry.open(sqlite_url, tmp_path / "artifacts", retry=patient) as registry:
+        with sqlite_locked(sqlite_url, seconds=0.7):
+            assert registry.register(package, "m").version == 1
+        assert [v.version for v in registry.list_versions("m")] == [1]
