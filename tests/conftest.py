@@ -6,12 +6,18 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 
 from atoll._hashing import sha256_bytes
+from atoll.settings import Settings
+
+if TYPE_CHECKING:
+    from atoll.api import TrainOutcome
 
 POSTGRES_ENV = "ATOLL_TEST_POSTGRES_URL"
 
@@ -78,3 +84,43 @@ def make_package(tmp_path: Path) -> MakePackage:
         return directory
 
     return build
+
+
+DEMO_ROWS = 3000
+
+
+def write_demo_project(root: Path, rows: int = DEMO_ROWS, **spec_changes: object) -> Path:
+    """A demo project (generated data + atoll.yaml) with a quick model; returns the spec path.
+
+    ``spec_changes`` replace top-level spec sections, e.g. ``gates=[...]``.
+    """
+    import yaml
+
+    from atoll import api
+
+    spec_path = api.init_project(root, demo=True, rows=rows, seed=7)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["model"]["params"] = {"n_estimators": 25, "num_leaves": 15, "n_jobs": 1}
+    spec.update(spec_changes)
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return spec_path
+
+
+@dataclass(frozen=True)
+class TrainedProject:
+    spec_path: Path
+    settings: Settings
+    outcome: TrainOutcome
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
+    """One trained, registered and promoted demo version, shared by read-only tests."""
+    from atoll import api
+
+    root = tmp_path_factory.mktemp("trained")
+    spec_path = write_demo_project(root)
+    settings = Settings.from_env(project_dir=root, environ={})
+    outcome = api.train(spec_path, settings=settings)
+    api.promote(f"{outcome.version.name}@{outcome.version.version}", settings=settings)
+    return TrainedProject(spec_path, settings, outcome)

@@ -161,6 +161,8 @@ def _numbers_from_objects(series: pd.Series[Any]) -> tuple[np.ndarray, np.ndarra
 def _cast_bool(series: pd.Series[Any]) -> Cast:
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.astype(np.float64), np.zeros(len(series), dtype=bool)
+    if series.dtype == object:  # true/false mixed with nulls (e.g. JSON records)
+        series = series.map(lambda v: int(v) if isinstance(v, bool | np.bool_) else v)
     values, bad = _cast_number(series, integral=True)
     raw = values.to_numpy()
     with np.errstate(invalid="ignore"):
@@ -169,22 +171,21 @@ def _cast_bool(series: pd.Series[Any]) -> Cast:
 
 
 def _cast_text(series: pd.Series[Any]) -> Cast:
-    null = series.isna().to_numpy()
-    if isinstance(series.dtype, pd.StringDtype):
-        return _as_text(series.to_numpy(dtype=object, na_value=None)), _none(series)
-    if pd.api.types.is_integer_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
-        return _as_text(
-            np.where(null, None, series.astype(str).to_numpy(dtype=object))
-        ), null & False
+    """Text passes; integers become their decimal text; anything else is refused."""
+    if isinstance(series.dtype, pd.StringDtype) or pd.api.types.is_integer_dtype(series.dtype):
+        text = series.astype(str).to_numpy(dtype=object)
+        text[series.isna().to_numpy()] = None
+        return _as_text(text), _none(series)
     if pd.api.types.is_float_dtype(series.dtype):
         numbers, bad = _check_integral(series.to_numpy(dtype=np.float64), _none(series), True)
-        text = [None if np.isnan(v) else str(int(v)) for v in numbers.to_numpy()]
-        return _as_text(np.array(text, dtype=object)), bad
-    if series.dtype == object:
-        raw = series.to_numpy(dtype=object)
-        text = np.array([_text_or_none(v) for v in raw], dtype=object)
-        return _as_text(text), pd.isna(text) & ~null
-    return _all_bad(series, object)
+        raw: np.ndarray = numbers.to_numpy(dtype=object)
+    else:
+        raw, bad = series.to_numpy(dtype=object), _none(series)
+    null = pd.isna(raw)
+    text = np.array(
+        [None if n else _text_or_none(v) for v, n in zip(raw, null, strict=True)], dtype=object
+    )
+    return _as_text(text), bad | (pd.isna(text) & ~null)
 
 
 def _none(series: pd.Series[Any]) -> np.ndarray:
@@ -197,6 +198,8 @@ def _text_or_none(value: Any) -> str | None:
         return value
     if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
         return str(value)
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
     return None
 
 
@@ -213,7 +216,11 @@ def _cast_datetime(series: pd.Series[Any]) -> Cast:
         return series.astype("datetime64[ns]"), np.zeros(len(series), dtype=bool)
     if _is_object_like(series):
         null = series.isna().to_numpy()
-        parsed = pd.to_datetime(series, format="ISO8601", errors="coerce", utc=True)
+        number = series.map(lambda v: isinstance(v, int | float | np.number)).to_numpy(bool)
+        # numbers are never parsed (pandas would read them as epochs): they are refused
+        parsed = pd.to_datetime(
+            series.where(~number, None), format="ISO8601", errors="coerce", utc=True
+        )
         parsed = parsed.dt.tz_localize(None).astype("datetime64[ns]")
         return parsed, parsed.isna().to_numpy() & ~null
     return _all_bad(series, "datetime64[ns]")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from atoll.model.predictor import Predictor
     from atoll.model.train import TrainResult
-    from atoll.schema import Column, ValidationReport
+    from atoll.schema import Column, Mode, ValidationReport
     from atoll.store.registry import AuditEntry, ModelInfo, Registry, VersionInfo
 
 
@@ -132,15 +132,23 @@ def _scratch(settings: Settings) -> Iterator[Path]:
 
 
 def validate(
-    data: Path | str, spec: Spec | Path | str | None = None, *, settings: Settings | None = None
+    data: Path | str,
+    spec: Spec | Path | str | None = None,
+    *,
+    mode: Mode = "train",
+    settings: Settings | None = None,
 ) -> ValidationReport:
-    """Check a data file against the spec's columns (all of them, target included)."""
+    """Check a data file against the spec's columns.
+
+    ``mode="train"`` requires every column, target included; ``"predict"``
+    checks a file meant for scoring, which needs only the feature columns.
+    """
     from atoll.data.sources import read_frame
 
     settings = _settings(settings)
     loaded, _ = _spec(spec, settings)
     frame = read_frame(str(data))
-    return loaded.schema.validate(frame, "train").report
+    return loaded.schema.validate(frame, mode).report
 
 
 def infer_schema(data: Path | str, target: str | None = None) -> dict[str, Column]:

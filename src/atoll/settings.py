@@ -6,6 +6,7 @@ nothing below reads the environment.
 
 from __future__ import annotations
 
+import getpass
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,5 +45,12 @@ class Settings:
         state = root / STATE_DIR
         url = db_url or env.get("ATOLL_DB_URL") or f"sqlite:///{state / 'atoll.db'}"
         artifacts = Path(env.get("ATOLL_ARTIFACT_ROOT") or state / "artifacts")
-        actor = env.get("ATOLL_ACTOR") or env.get("USER") or "unknown"
+        actor = env.get("ATOLL_ACTOR") or env.get("USER") or _login_name()
         return cls(project_dir=root, db_url=url, artifact_root=artifacts, actor=actor)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

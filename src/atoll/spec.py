@@ -127,7 +127,7 @@ class Spec(_Strict):
         return self
 
     @property
-    def schema(self) -> Schema:
+    def schema(self) -> Schema:  # type: ignore[override]  # shadows pydantic's deprecated schema()
         """The column schema, with the target's role set to ``target``."""
         columns = {
             name: col.model_copy(update={"role": Role.TARGET}) if name == self.target else col

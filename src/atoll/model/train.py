@@ -44,6 +44,7 @@ class TrainResult:
     manifest: dict[str, Any]
     evaluation: dict[str, Any]
     gates: list[GateResult]
+    predictor: Predictor
 
     @property
     def passed_gates(self) -> bool:
@@ -72,6 +73,7 @@ def train_package(
     prepared = _validate(spec, frame, stages, source)
     train, test = _split(spec, prepared, stages)
     wrangler, estimator = _fit(spec, prepared, train, stages)
+    out_dir.mkdir(parents=True, exist_ok=True)
     with stages.stage("evaluate") as note:
         model_format, model_file = formats.save(estimator, out_dir)
         scorer = formats.load(
@@ -95,7 +97,7 @@ def train_package(
             files,
         )
         note.text = f"{len(manifest['files'])} files"
-    return TrainResult(out_dir, manifest, evaluation, gates)
+    return TrainResult(out_dir, manifest, evaluation, gates, predictor)
 
 
 def _validate(spec: Spec, frame: pd.DataFrame, stages: Stages, source: str) -> _Prepared:
@@ -107,6 +109,8 @@ def _validate(spec: Spec, frame: pd.DataFrame, stages: Stages, source: str) -> _
         if not result.report.ok and (fatal or spec.data.on_invalid == "abort"):
             raise SchemaError(result.report, source or None)
         valid = result.frame.loc[~result.invalid_rows].reset_index(drop=True)
+        if valid.empty:
+            raise DataError(f"no valid rows to train on: all {len(frame):,} rows are invalid")
         y, classes = _encode_target(spec, valid[spec.target])
         rows = {"read": len(frame), "invalid": int(result.invalid_rows.sum()), "used": len(valid)}
         note.text = f"{rows['used']:,} rows" + (

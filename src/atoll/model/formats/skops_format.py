@@ -16,7 +16,9 @@ from atoll import _imports
 from atoll.errors import PackageError
 from atoll.types import Task
 
-TRUSTED_PREFIXES = ("sklearn", "numpy", "scipy", "builtins", "collections", "lightgbm", "xgboost")
+# Not "builtins": skops already trusts the builtin containers and scalars itself, so
+# that prefix would only add functions such as builtins.eval, exec and __import__.
+TRUSTED_PREFIXES = ("sklearn", "numpy", "scipy", "collections", "lightgbm", "xgboost")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,6 @@ def load(path: Path, task: Task, trusted: list[str]) -> XGBScorer:
     booster = xgb.Booster()
     try:
         booster.load_model(str(path))
-    except xgb.core.XGBoostError as exc:
+    except (xgb.core.XGBoostError, UnicodeDecodeError) as exc:
         raise PackageError(f"{path.name} is not an XGBoost model: {exc}", file=str(path)) from None
     return XGBScorer(booster, task)
