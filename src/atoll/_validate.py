@@ -44,7 +44,7 @@ def validate_frame(
             continue
         series, bad = _cast(column.type, frame[name].reset_index(drop=True))
         _flag(report, invalid, "type", name, bad, f"values are not of type {column.type.value}")
-        for rule, mask, text in _row_rules(column, series):
+        for rule, mask, text in _row_rules(column, series, bad):
             _flag(report, invalid, rule, name, mask, text)
         out[name] = series
     report.n_invalid_rows = int(invalid.sum())
@@ -91,11 +91,14 @@ def _flag(
     report.violations.append(Violation(rule, column, count, rows, message))
 
 
-def _row_rules(column: Column, series: pd.Series[Any]) -> list[tuple[str, np.ndarray, str]]:
+def _row_rules(
+    column: Column, series: pd.Series[Any], mistyped: np.ndarray
+) -> list[tuple[str, np.ndarray, str]]:
+    """The row rules; a value already refused for its type is not also called null."""
     rules: list[tuple[str, np.ndarray, str]] = []
     null = series.isna().to_numpy()
     if not column.nullable:
-        rules.append(("null", null, "null values in a non-nullable column"))
+        rules.append(("null", null & ~mistyped, "null values in a non-nullable column"))
     if column.type.is_numeric:
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         rules.append(("not_finite", np.isinf(values), "infinite values"))
@@ -172,7 +175,10 @@ def _cast_bool(series: pd.Series[Any]) -> Cast:
 
 def _cast_text(series: pd.Series[Any]) -> Cast:
     """Text passes; integers become their decimal text; anything else is refused."""
-    if isinstance(series.dtype, pd.StringDtype) or pd.api.types.is_integer_dtype(series.dtype):
+    if isinstance(series.dtype, pd.StringDtype):
+        missing: Any = None  # the stubs do not admit None, pandas does
+        return _as_text(series.to_numpy(dtype=object, na_value=missing)), _none(series)
+    if pd.api.types.is_integer_dtype(series.dtype):
         text = series.astype(str).to_numpy(dtype=object)
         text[series.isna().to_numpy()] = None
         return _as_text(text), _none(series)

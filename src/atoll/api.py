@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from atoll.model.predictor import Predictor
     from atoll.model.train import TrainResult
-    from atoll.schema import Column, Mode, ValidationReport
+    from atoll.schema import Column, Mode, Schema, ValidationReport
     from atoll.store.registry import AuditEntry, ModelInfo, Registry, VersionInfo
 
 
@@ -70,7 +70,11 @@ def read_data(spec: Spec, base_dir: Path) -> pd.DataFrame:
     if spec.data.sql is not None:
         return read_sql(spec.data.sql.url, spec.data.sql.query)
     assert spec.data.path is not None  # the spec guarantees exactly one source
-    return read_frame(spec.data.path, base_dir)
+    return read_frame(spec.data.path, base_dir, _numeric(spec.schema))
+
+
+def _numeric(schema: Schema) -> list[str]:
+    return [name for name, column in schema.columns.items() if column.type.is_numeric]
 
 
 def train(
@@ -85,6 +89,7 @@ def train(
     cannot be promoted. The package is built in a temporary directory and
     registered in one transaction, so an interrupted run registers nothing.
     """
+    from atoll.data.sources import fingerprint_files
     from atoll.model.train import train_package
 
     settings = _settings(settings)
@@ -94,8 +99,11 @@ def train(
         frame = read_data(loaded, base_dir)
         note.text = f"{len(frame):,} rows x {frame.shape[1]} columns"
     source = loaded.data.path or "sql"
+    fingerprint = fingerprint_files(loaded.data.path, base_dir) if loaded.data.path else None
     with _scratch(settings) as scratch:
-        result = train_package(loaded, frame, scratch / "package", stages, source, base_dir)
+        result = train_package(
+            loaded, frame, scratch / "package", stages, source, base_dir, fingerprint
+        )
         with stages.stage("register") as note, open_registry(settings) as registry:
             version = registry.register(
                 result.package_dir,
@@ -147,7 +155,7 @@ def validate(
 
     settings = _settings(settings)
     loaded, _ = _spec(spec, settings)
-    frame = read_frame(str(data))
+    frame = read_frame(str(data), numeric=_numeric(loaded.schema))
     return loaded.schema.validate(frame, mode).report
 
 
@@ -181,7 +189,7 @@ def predict_file(
     from atoll.data.sources import read_frame
 
     predictor = load(ref, settings=settings)
-    frame = read_frame(str(input_path))
+    frame = read_frame(str(input_path), numeric=_numeric(predictor.schema))
     keep = [c for c in frame.columns if c != predictor.schema.target]
     prediction = predictor.predict(frame[keep])
     _write_predictions(frame, predictor, prediction, Path(output_path))

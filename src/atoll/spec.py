@@ -150,28 +150,42 @@ class Spec(_Strict):
         return sha256_json(self.model_dump(mode="json"))
 
 
+class _FieldProblem(ValueError):
+    """A cross-field check's failure, with the path of the field it is about."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 def _check_target(spec: Spec) -> None:
     if spec.target not in spec.columns:
-        raise ValueError(f"target {spec.target!r} is not one of the columns")
+        raise _FieldProblem(("target",), f"target {spec.target!r} is not one of the columns")
     target = spec.columns[spec.target]
+    where = ("columns", spec.target, "type")
     if spec.task is Task.REGRESSION and not target.type.is_numeric:
-        raise ValueError(f"a regression target must be numeric, {spec.target!r} is {target.type}")
+        raise _FieldProblem(where, f"a regression target must be numeric, not {target.type}")
     if target.role not in (Role.FEATURE, Role.TARGET):
-        raise ValueError(f"the target column {spec.target!r} cannot have role {target.role}")
+        raise _FieldProblem(
+            ("columns", spec.target, "role"), f"the target cannot have role {target.role}"
+        )
 
 
 def _check_named_columns(spec: Spec) -> None:
-    named = {"data.time_column": [spec.data.time_column] if spec.data.time_column else []}
-    named["evaluate.fairness"] = spec.evaluate.fairness or []
-    named["gates.column"] = [g.column for g in spec.gates if g.column]
+    named: dict[tuple[str | int, ...], list[str]] = {
+        ("data", "time_column"): [spec.data.time_column] if spec.data.time_column else [],
+        ("evaluate", "fairness"): spec.evaluate.fairness or [],
+    }
+    for index, gate in enumerate(spec.gates):
+        named[("gates", index, "column")] = [gate.column] if gate.column else []
     for index, step in enumerate(spec.features):
-        named[f"features[{index}].columns"] = step.columns or []
-    for field, names in named.items():
+        named[("features", index, "columns")] = step.columns or []
+    for loc, names in named.items():
         unknown = [n for n in names if n not in spec.columns]
         if unknown:
-            raise ValueError(f"{field} names unknown columns: {', '.join(unknown)}")
+            raise _FieldProblem(loc, f"unknown columns: {', '.join(unknown)}")
     if spec.split.method == "time" and not spec.data.time_column:
-        raise ValueError("split.method 'time' needs data.time_column")
+        raise _FieldProblem(("split", "method"), "a time split needs data.time_column")
 
 
 def load_spec(path: Path | str) -> Spec:
@@ -199,10 +213,12 @@ def parse_spec(text: str, source: str = SPEC_FILE) -> Spec:
 
 
 def _problem(error: Any, lines: dict[tuple[str, ...], int]) -> tuple[str, int | None, str]:
-    loc = tuple(str(part) for part in error["loc"])
+    cause = error.get("ctx", {}).get("error")
+    full = cause.loc if isinstance(cause, _FieldProblem) else tuple(error["loc"])
+    loc = tuple(str(part) for part in full)
     while loc and loc not in lines:
         loc = loc[:-1]
-    field = _dotted(tuple(error["loc"])) or "(top level)"
+    field = _dotted(full) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
@@ -241,6 +257,10 @@ def _record_lines(
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             child = (*path, str(key.value))
+            if child in lines:
+                line = key.start_mark.line + 1
+                field = _dotted(child)
+                raise SpecError("duplicate key", problems=[(field, line, "key given twice")])
             _record_lines(value, child, lines)
             lines[child] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):

@@ -307,7 +307,9 @@ def test_several_problems_are_all_reported() -> None:
     problems = problems_of(text)
     fields = {field for field, _, _ in problems}
     assert {"task", "columns.loan_amount.type", "owner"} <= fields
-    message = str(pytest.raises(SpecError, parse_spec, text).value)
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    message = str(info.value)
     for field in ("task", "columns.loan_amount.type", "owner"):
         assert field in message
 
@@ -426,8 +428,8 @@ def test_required_sections(section: str) -> None:
 def test_target_not_among_columns() -> None:
     text = replace_once(DEMO_TEXT, "target: defaulted", "target: churned")
     field, line, message = only_problem(text)
-    assert field == "(top level)"
-    assert isinstance(line, int)
+    assert field == "target"
+    assert line == text.splitlines().index("target: churned") + 1
     assert "target 'churned' is not one of the columns" in message
 
 
@@ -435,9 +437,9 @@ def test_regression_target_must_be_numeric() -> None:
     raw = demo_dict()
     raw["task"] = "regression"
     raw["target"] = "purpose"
-    _, _, message = only_problem(dump(raw))
+    field, _, message = only_problem(dump(raw))
     assert "regression target must be numeric" in message
-    assert "'purpose'" in message
+    assert field == "columns.purpose.type"
 
 
 def test_regression_on_a_numeric_target_is_fine() -> None:
@@ -457,33 +459,35 @@ def test_target_cannot_be_an_id_column() -> None:
 
 def test_time_split_without_time_column() -> None:
     text = replace_once(DEMO_TEXT, "  time_column: application_date\n", "")
-    _, _, message = only_problem(text)
-    assert "split.method 'time' needs data.time_column" in message
+    field, _, message = only_problem(text)
+    assert field == "split.method"
+    assert "a time split needs data.time_column" in message
 
 
 def test_time_column_must_be_a_column() -> None:
     text = replace_once(DEMO_TEXT, "time_column: application_date", "time_column: applied_on")
-    _, _, message = only_problem(text)
-    assert "data.time_column names unknown columns: applied_on" in message
+    field, _, message = only_problem(text)
+    assert (field, message) == ("data.time_column", "unknown columns: applied_on")
 
 
 def test_step_naming_an_unknown_column() -> None:
     text = replace_once(DEMO_TEXT, "columns: [income, loan_amount]", "columns: [income, salary]")
-    _, _, message = only_problem(text)
-    assert "features[1].columns names unknown columns: salary" in message
+    field, _, message = only_problem(text)
+    assert (field, message) == ("features[1].columns", "unknown columns: salary")
 
 
 def test_gate_naming_an_unknown_column() -> None:
     text = replace_once(DEMO_TEXT, "column: sex, max: 0.10", "column: gender, max: 0.10")
-    _, _, message = only_problem(text)
-    assert "gates.column names unknown columns: gender" in message
+    field, _, message = only_problem(text)
+    assert field.startswith("gates[") and field.endswith("].column")
+    assert message == "unknown columns: gender"
 
 
 def test_fairness_naming_an_unknown_column() -> None:
     raw = demo_dict()
     raw["evaluate"]["fairness"] = ["sex", "race"]
-    _, _, message = only_problem(dump(raw))
-    assert "evaluate.fairness names unknown columns: race" in message
+    field, _, message = only_problem(dump(raw))
+    assert (field, message) == ("evaluate.fairness", "unknown columns: race")
 
 
 def test_data_with_both_path_and_sql() -> None:
@@ -609,3 +613,21 @@ def test_spec_error_is_a_value_error() -> None:
 def test_spec_model_validate_directly() -> None:
     spec = Spec.model_validate(demo_dict())
     assert spec == parse_spec(DEMO_TEXT)
+
+
+def test_duplicate_keys_are_refused_with_their_line() -> None:
+    text = MINIMAL_YAML_FOR_DUPLICATES
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    assert info.value.problems == [("task", 3, "key given twice")]
+
+
+MINIMAL_YAML_FOR_DUPLICATES = """\
+name: m
+task: binary
+task: regression
+target: y
+data: {path: d.csv}
+columns: {y: {type: int}}
+model: {estimator: sklearn.linear_model.LogisticRegression}
+"""

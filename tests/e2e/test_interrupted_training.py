@@ -115,7 +115,7 @@ KILL_POINTS = [
     ("fit", 0.0, False),  # evaluating: registration is two stages away
     ("evaluate", 0.0, True),  # packaging
     ("package", 0.0, True),  # registering
-    ("package", 0.25, True),  # well into registering
+    ("package", 0.4, True),  # well into registering
 ]
 
 
@@ -123,7 +123,8 @@ def kill_and_check(project: Path, stage: str | None, delay: float, may_register:
     settings = Settings.from_env(project_dir=project, environ={})
     seen = kill_after(project, stage, delay)
     found = versions(settings)
-    assert found in ([], [1]) if may_register else found == [], (stage, delay, seen, found)
+    allowed = ([], [1]) if may_register else ([],)
+    assert found in allowed, (stage, delay, seen, found)
     assert_every_version_is_whole(settings, new_rows(project))
 
 

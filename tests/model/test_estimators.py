@@ -33,7 +33,7 @@ class TinyClassifier:
         return np.tile(self.proba_, (len(x), 1))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.argmax(self.predict_proba(x), axis=1)
+        return np.asarray(np.argmax(self.predict_proba(x), axis=1))
 
 
 class TinyRegressor:

@@ -122,3 +122,24 @@ def test_fairness_metric_lookup() -> None:
 def test_unknown_task_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown task"):
         fairness_report("ranking", np.array([1]), np.array([1]), {"g": np.array(["a"])})
+
+
+def test_counts_as_weights_match_fairlearn_on_raw_rows() -> None:
+    """The report compresses rows to (group, true, pred) counts; numbers must not move."""
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    groups = rng.choice(np.array(["a", "b", "c"], dtype=object), n)
+    y_true = rng.integers(0, 2, n)
+    y_pred = np.where(rng.random(n) < 0.7, y_true, 1 - y_true) * (groups != "c") + (groups == "c")
+    report = fairness_report("binary", y_true, y_pred, {"g": groups})["columns"]["g"]
+    raw_parity = demographic_parity_difference(y_true, y_pred, sensitive_features=groups)
+    raw_odds = equalized_odds_difference(y_true, y_pred, sensitive_features=groups)
+    assert report["demographic_parity_difference"] == pytest.approx(raw_parity, abs=1e-12)
+    assert report["equalized_odds_difference"] == pytest.approx(raw_odds, abs=1e-12)
+    for name in ("a", "b", "c"):
+        rows = groups == name
+        assert report["groups"][name]["count"] == rows.sum()
+        expected = float(np.mean(y_pred[rows] == y_true[rows]))
+        assert report["groups"][name]["accuracy"] == pytest.approx(expected, abs=1e-12)

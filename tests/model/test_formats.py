@@ -42,7 +42,7 @@ def _target(task: Task, x: np.ndarray) -> np.ndarray:
         return (signal > 0).astype(np.int64)
     if task is Task.MULTICLASS:
         return np.digitize(signal, [-0.5, 0.5]).astype(np.int64)
-    return 3.0 * signal + x[:, 2]
+    return np.asarray(3.0 * signal + x[:, 2], dtype=np.float64)
 
 
 def _expected(estimator: Any, task: Task, x: np.ndarray) -> np.ndarray:

@@ -151,14 +151,15 @@ def test_the_registered_package_holds_every_file(trained: Any) -> None:
     assert 0.0 <= sex["demographic_parity_difference"] <= 0.5
 
 
-def test_the_profile_leaves_out_pii_columns(trained: Any) -> None:
+def test_the_profile_leaves_out_pii_and_id_columns(trained: Any) -> None:
     spec_path, settings, _outcome = trained
     profile = _read(_package_dir(settings, f"{NAME}@1"), "profile.json")
     columns = set(profile["inputs"]["columns"])
 
     assert "email" not in columns
     assert load_spec(spec_path).columns["email"].pii
-    assert columns == set(load_spec(spec_path).columns) - {"email"}
+    assert load_spec(spec_path).columns["application_id"].role.value == "id"
+    assert columns == set(load_spec(spec_path).columns) - {"email", "application_id"}
     assert profile["rows"]["inputs"] + profile["rows"]["predictions"] == ROWS
     assert "email" not in json.dumps(profile)
 

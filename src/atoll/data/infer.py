@@ -59,6 +59,8 @@ def _kind(series: pd.Series[Any]) -> ColumnType:
         )
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return ColumnType.DATETIME
+    if pd.api.types.infer_dtype(series, skipna=True) == "boolean":  # bools with nulls
+        return ColumnType.BOOL
     return ColumnType.STRING
 
 

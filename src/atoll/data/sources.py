@@ -7,10 +7,11 @@ caller iterates, and every failure names the file or the query's database.
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from atoll._hashing import sha256_bytes, sha256_file
 from atoll.errors import DataError
 
 if TYPE_CHECKING:
@@ -47,6 +48,13 @@ def _format_of(file: Path) -> str:
     return kind
 
 
+def _csv_options() -> Any:
+    """An empty CSV cell is null, in text columns too (as people read CSV files)."""
+    import pyarrow.csv as pacsv
+
+    return pacsv.ConvertOptions(strings_can_be_null=True)
+
+
 def read_table(file: Path) -> pa.Table:
     """Read one whole file into an Arrow table, multi-threaded."""
     import pyarrow as pa
@@ -54,7 +62,10 @@ def read_table(file: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
     try:
-        table = pacsv.read_csv(file) if _format_of(file) == "csv" else pq.read_table(file)
+        if _format_of(file) == "csv":
+            table = pacsv.read_csv(file, convert_options=_csv_options())
+        else:
+            table = pq.read_table(file)
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"cannot read {file}: {_first_line(exc)}", file=str(file)) from None
     if table.num_rows == 0:
@@ -62,28 +73,61 @@ def read_table(file: Path) -> pa.Table:
     return table
 
 
-def read_frame(pattern: str, base_dir: Path | None = None) -> pd.DataFrame:
-    """Read every file matching ``pattern`` into one frame."""
+def read_frame(
+    pattern: str, base_dir: Path | None = None, numeric: Collection[str] = ()
+) -> pd.DataFrame:
+    """Read every file matching ``pattern`` into one frame.
+
+    Args:
+        pattern: a path or glob, relative to ``base_dir``.
+        base_dir: where relative patterns start.
+        numeric: columns the schema says are numbers. A CSV column where one
+            cell is not a number arrives as text; its numbers are parsed here and
+            only the bad cells stay text, so validation names exactly those rows.
+    """
     import pyarrow as pa
 
     tables = [read_table(file) for file in resolve_files(pattern, base_dir)]
     try:
         table = pa.concat_tables(tables, promote_options="permissive")
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise DataError(f"files matching {pattern!r} disagree on columns: {exc}") from None
     frame: pd.DataFrame = table.to_pandas()
+    for name in numeric:
+        if name in frame.columns and not _is_numeric(frame[name]):
+            frame[name] = parse_numbers(frame[name])
     return frame
+
+
+def _is_numeric(series: pd.Series[Any]) -> bool:
+    import pandas as pd
+
+    return bool(pd.api.types.is_numeric_dtype(series.dtype))
+
+
+def parse_numbers(series: pd.Series[Any]) -> pd.Series[Any]:
+    """Text cells that are numbers become floats; the others stay as they were."""
+    import numpy as np
+    import pandas as pd
+
+    parsed = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+    values = series.to_numpy(dtype=object).copy()
+    ok = ~np.isnan(parsed)
+    values[ok] = parsed[ok]
+    return pd.Series(values, index=series.index, dtype=object)
 
 
 def iter_frames(
     pattern: str, base_dir: Path | None = None, batch_rows: int = DEFAULT_BATCH_ROWS
 ) -> Iterator[pd.DataFrame]:
     """Yield frames of at most ``batch_rows`` rows, file by file, in bounded memory."""
+    import pyarrow as pa
+
     for file in resolve_files(pattern, base_dir):
         try:
             for batch in _batches(file, batch_rows):
                 yield batch.to_pandas()
-        except OSError as exc:
+        except (OSError, pa.ArrowInvalid) as exc:
             raise DataError(f"cannot read {file}: {_first_line(exc)}", file=str(file)) from None
 
 
@@ -95,8 +139,17 @@ def _batches(file: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
         yield from pq.ParquetFile(file).iter_batches(batch_size=batch_rows)
         return
     block = max(1 << 16, batch_rows * 128)
-    with pacsv.open_csv(file, read_options=pacsv.ReadOptions(block_size=block)) as reader:
-        yield from reader
+    read_options = pacsv.ReadOptions(block_size=block)
+    with pacsv.open_csv(file, read_options=read_options, convert_options=_csv_options()) as reader:
+        for batch in reader:  # a CSV block holds as many rows as fit: cut it to size
+            for start in range(0, batch.num_rows, batch_rows):
+                yield batch.slice(start, batch_rows)
+
+
+def fingerprint_files(pattern: str, base_dir: Path | None = None) -> str:
+    """sha256 over the matched files' names and bytes: cheaper than hashing parsed rows."""
+    parts = [f"{file.name}:{sha256_file(file)}" for file in resolve_files(pattern, base_dir)]
+    return sha256_bytes("\n".join(parts).encode())
 
 
 def read_sql(url: str, query: str) -> pd.DataFrame:
@@ -104,12 +157,15 @@ def read_sql(url: str, query: str) -> pd.DataFrame:
     import pandas as pd
     import sqlalchemy as sa
 
-    engine = sa.create_engine(url)
+    try:
+        engine = sa.create_engine(url)
+    except sa.exc.ArgumentError as exc:  # unparsable URL or unknown dialect
+        raise DataError(f"invalid SQL source URL: {_first_line(exc)}") from None
     shown = engine.url.render_as_string(hide_password=True)
     try:
         with engine.connect() as connection:
             frame = pd.read_sql_query(sa.text(query), connection)
-    except sa.exc.SQLAlchemyError as exc:
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:  # pandas wraps some
         raise DataError(f"SQL source {shown} failed: {_first_line(exc)}", source=shown) from None
     finally:
         engine.dispose()

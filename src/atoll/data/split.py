@@ -27,8 +27,20 @@ def split_rows(
         if time is None:
             raise DataError("a time split needs the time column")
         order = np.argsort(time, kind="stable")
-        return np.sort(order[: n_rows - n_test]), np.sort(order[n_rows - n_test :])
+        cut = _tie_safe_cut(np.asarray(time)[order], n_rows - n_test)
+        return np.sort(order[:cut]), np.sort(order[cut:])
     return _shuffled(n_rows, n_test, split, y)
+
+
+def _tie_safe_cut(ordered: np.ndarray, cut: int) -> int:
+    """Move the cut off a run of equal times: before the run, else after it."""
+    before = int(np.searchsorted(ordered, ordered[cut], side="left"))
+    if before > 0:
+        return before
+    after = int(np.searchsorted(ordered, ordered[cut], side="right"))
+    if after < len(ordered):
+        return after
+    raise DataError("every row has the same time: a time split cannot hold rows out")
 
 
 def _shuffled(
@@ -38,18 +50,23 @@ def _shuffled(
 
     stratify = y if split.method == "stratified" else None
     if stratify is not None:
-        _check_stratifiable(stratify)
+        _check_stratifiable(stratify, n_test, n_rows - n_test)
     train, test = train_test_split(
         np.arange(n_rows), test_size=n_test, random_state=split.seed, stratify=stratify
     )
     return np.sort(train), np.sort(test)
 
 
-def _check_stratifiable(y: np.ndarray) -> None:
+def _check_stratifiable(y: np.ndarray, n_test: int, n_train: int) -> None:
     labels, counts = np.unique(y, return_counts=True)
     rare = labels[counts < 2]
     if len(rare):
         raise DataError(
             f"cannot stratify: target classes {rare.tolist()} have fewer than 2 rows; "
             "use split.method: random"
+        )
+    if min(n_test, n_train) < len(labels):
+        raise DataError(
+            f"cannot stratify {len(labels)} classes into {n_train} training and {n_test} "
+            "test rows; change split.test_size or use split.method: random"
         )

@@ -28,7 +28,7 @@ from atoll.model.gates import GateResult, check_gate_names, check_gates
 from atoll.model.lineage import frame_fingerprint, git_commit, library_versions
 from atoll.model.package import json_bytes, write_package
 from atoll.model.predictor import Predictor, schema_to_manifest
-from atoll.types import Task
+from atoll.types import Role, Task
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,8 +66,13 @@ def train_package(
     stages: Stages | None = None,
     source: str = "",
     project_dir: Path | None = None,
+    data_fingerprint: str | None = None,
 ) -> TrainResult:
-    """Train the model the spec describes on ``frame`` and write its package to ``out_dir``."""
+    """Train the model the spec describes on ``frame`` and write its package to ``out_dir``.
+
+    ``data_fingerprint`` identifies the data for lineage (e.g. the source files'
+    hash); without it the rows themselves are hashed.
+    """
     stages = stages or Stages()
     check_gate_names(spec.gates, spec.task, spec.evaluate.metrics)
     prepared = _validate(spec, frame, stages, source)
@@ -90,7 +95,8 @@ def train_package(
             "profile.json": json_bytes(_profile(spec, prepared, train, test, scores)),
             "spec.json": json_bytes(spec.model_dump(mode="json")),
         }
-        lineage = _lineage(spec, prepared, stages, source, project_dir)
+        fingerprint = data_fingerprint or frame_fingerprint(frame)
+        lineage = _lineage(spec, prepared, stages, source, project_dir, fingerprint)
         manifest = write_package(
             out_dir,
             _manifest(spec, prepared, model_format, model_file, evaluation, gates, lineage),
@@ -193,7 +199,11 @@ def _profile(
     spec: Spec, prepared: _Prepared, train: np.ndarray, test: np.ndarray, scores: np.ndarray
 ) -> dict[str, Any]:
     schema = spec.schema
-    kinds = {n: c.type.profile_kind for n, c in schema.columns.items() if not c.pii}
+    kinds = {
+        n: c.type.profile_kind
+        for n, c in schema.columns.items()
+        if not c.pii and c.role is not Role.ID  # personal data and row ids are no distribution
+    }
     part = prepared.frame.take(train)[list(kinds)]
     proba = scores if spec.task.is_classification else None
     predictions = np.argmax(scores, axis=1) if proba is not None else scores
@@ -205,10 +215,15 @@ def _profile(
 
 
 def _lineage(
-    spec: Spec, prepared: _Prepared, stages: Stages, source: str, project_dir: Path | None
+    spec: Spec,
+    prepared: _Prepared,
+    stages: Stages,
+    source: str,
+    project_dir: Path | None,
+    fingerprint: str,
 ) -> dict[str, Any]:
     return {
-        "data_fingerprint": frame_fingerprint(prepared.frame),
+        "data_fingerprint": fingerprint,
         "data_source": source,
         "spec_digest": spec.digest,
         "git_commit": git_commit(project_dir) if project_dir else None,
