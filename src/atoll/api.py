@@ -267,11 +267,20 @@ def rollback(
 
 
 def tag(
-    ref: ModelRef | str, tags: dict[str, str], *, settings: Settings | None = None
+    ref: ModelRef | str,
+    tags: dict[str, str],
+    *,
+    remove: Sequence[str] = (),
+    settings: Settings | None = None,
 ) -> VersionInfo:
+    """Set ``tags`` on a version and remove the keys in ``remove``."""
     with open_registry(settings) as registry:
         version = registry.get_version(ref)
-        return registry.set_tags(version.name, version.version, tags)
+        if tags:
+            version = registry.set_tags(version.name, version.version, tags)
+        for key in remove:
+            version = registry.remove_tag(version.name, version.version, key)
+        return version
 
 
 def history(name: str | None = None, *, settings: Settings | None = None) -> list[AuditEntry]:

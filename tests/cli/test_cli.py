@@ -454,6 +454,14 @@ def test_models_compare(registered: Registered) -> None:
     assert all("roc_auc" in v["summary"]["metrics"] for v in compared)
 
 
+def test_compare_stars_the_best_value_in_each_direction() -> None:
+    from atoll.cli.models import _compare_row
+
+    assert _compare_row("roc_auc", [0.7, 0.8, None]) == ("roc_auc", "0.7000", "0.8000 *", "-")
+    assert _compare_row("log_loss", [0.4, 0.5]) == ("log_loss", "0.4000 *", "0.5000")
+    assert _compare_row("rmse", [1.0]) == ("rmse", "1.0000")
+
+
 def test_models_history(registered: Registered) -> None:
     result = atoll("-C", registered.root, "models", "history", NAME)
     assert_ok(result)
@@ -500,6 +508,12 @@ def test_promote_rollback_and_tag(registered: Registered) -> None:
     assert shown["tags"] == {"team": "risk", "tier": "gold"}
     assert "production" in shown["aliases"]
     assert "staging" in shown["aliases"]
+
+    untagged = atoll("-C", root, "models", "tag", f"{NAME}@1", "--remove", "tier")
+    assert_ok(untagged)
+    shown = json_out(atoll("-C", root, "models", "show", f"{NAME}@1", "--json"))
+    assert shown["tags"] == {"team": "risk"}
+    assert atoll("-C", root, "models", "tag", f"{NAME}@1").exit_code == 2
 
     entries = json_out(atoll("-C", root, "models", "history", NAME, "--json"))
     actions = {e["action"] for e in entries}

@@ -82,9 +82,9 @@ def show(state: CliState, ref: str, as_json: bool) -> None:
 
 
 def _headline(version: VersionInfo) -> str:
-    metrics = version.summary.get("metrics", {})
-    keys = [k for k in ("roc_auc", "accuracy", "macro_f1", "rmse", "r2") if k in metrics][:2]
-    return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys)
+    from atoll.model.evaluate import headline
+
+    return headline(version.summary.get("task", "binary"), version.summary.get("metrics", {}))
 
 
 def _show_version(version: VersionInfo) -> None:
@@ -116,9 +116,22 @@ def compare(state: CliState, refs: tuple[str, ...], as_json: bool) -> None:
         emit_json(versions)
         return
     names = sorted({k for v in versions for k in v.summary.get("metrics", {})})
-    rows = [(name, *(v.summary.get("metrics", {}).get(name) for v in versions)) for name in names]
+    rows = [
+        _compare_row(name, [v.summary.get("metrics", {}).get(name) for v in versions])
+        for name in names
+    ]
     rows.append(("status", *(v.status for v in versions)))
-    table("comparison", ["metric", *(f"{v.name}@{v.version}" for v in versions)], rows)
+    table("comparison (* best)", ["metric", *(f"{v.name}@{v.version}" for v in versions)], rows)
+
+
+def _compare_row(metric: str, values: list[float | None]) -> tuple[str, ...]:
+    """Values of one metric across versions, the best one starred."""
+    from atoll.model.evaluate import higher_is_better
+
+    known = [v for v in values if v is not None]
+    best = (max if higher_is_better(metric) else min)(known) if len(known) > 1 else None
+    cells = ["-" if v is None else f"{v:.4f}{' *' if v == best else ''}" for v in values]
+    return (metric, *cells)
 
 
 @models.command()
@@ -148,19 +161,22 @@ def rollback(state: CliState, name: str, alias: str) -> None:
 
 @models.command()
 @click.argument("ref")
-@click.argument("pairs", nargs=-1, required=True)
+@click.argument("pairs", nargs=-1)
+@click.option("--remove", "remove", multiple=True, metavar="KEY", help="Remove this tag.")
 @pass_state
-def tag(state: CliState, ref: str, pairs: tuple[str, ...]) -> None:
-    """Set tags KEY=VALUE on the version REF names."""
+def tag(state: CliState, ref: str, pairs: tuple[str, ...], remove: tuple[str, ...]) -> None:
+    """Set tags KEY=VALUE on the version REF names (or --remove KEY)."""
     from atoll import api
 
+    if not pairs and not remove:
+        raise click.UsageError("give KEY=VALUE pairs to set, or --remove KEY")
     tags = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="PAIRS")
         tags[key] = value
-    version = api.tag(ref, tags, settings=state.settings())
+    version = api.tag(ref, tags, remove=remove, settings=state.settings())
     click.echo(f"{version.name}@{version.version} tags: {version.tags}")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -57,6 +57,13 @@ def higher_is_better(metric: str) -> bool:
     improves; everything else (accuracy, AUC, F1, R², ratios) grows.
     """
     return metric not in _LOWER_IS_BETTER and not metric.endswith("_difference")
+
+
+def headline(task: str, metrics: Mapping[str, float]) -> str:
+    """One line for people: the task's primary metric, then accuracy or R²."""
+    second = "r2" if task == "regression" else "accuracy"
+    shown = [m for m in (primary_metric(task), second) if m in metrics]
+    return ", ".join(f"{m} {metrics[m]:.4f}" for m in shown)
 
 
 def evaluate(

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from atoll.errors import SpecError
+from atoll.model.fairness import fairness_metric
 from atoll.spec import Gate
 from atoll.types import Task
 
@@ -100,8 +101,7 @@ def check_gates(
 def _value(gate: Gate, metrics: dict[str, float], fairness: dict[str, Any]) -> float | None:
     if gate.column is None:
         return metrics.get(gate.metric)
-    found = fairness.get("columns", {}).get(gate.column, {}).get(gate.metric)
-    return None if found is None else float(found)
+    return fairness_metric(fairness, gate.column, gate.metric)
 
 
 def _judge(gate: Gate, value: float | None) -> GateResult:

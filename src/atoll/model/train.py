@@ -22,7 +22,7 @@ from atoll.data.wrangler import Wrangler
 from atoll.errors import DataError, SchemaError, TrainingError
 from atoll.model import formats
 from atoll.model.estimators import build_estimator
-from atoll.model.evaluate import evaluate, feature_importance
+from atoll.model.evaluate import evaluate, feature_importance, headline
 from atoll.model.fairness import fairness_report
 from atoll.model.gates import GateResult, check_gate_names, check_gates
 from atoll.model.lineage import frame_fingerprint, git_commit, library_versions
@@ -86,7 +86,7 @@ def train_package(
         )
         predictor = Predictor(spec.schema, wrangler, scorer, spec.task, prepared.classes)
         evaluation, scores = _evaluate(spec, predictor, prepared, test, estimator)
-        note.text = _headline(evaluation["metrics"])
+        note.text = headline(spec.task.value, evaluation["metrics"])
     gates = check_gates(spec.gates, evaluation["metrics"], evaluation.get("fairness", {}))
     with stages.stage("package") as note:
         files = {
@@ -263,8 +263,3 @@ def _output_schema(spec: Spec, classes: list[Any]) -> dict[str, Any]:
     if not spec.task.is_classification:
         return {"prediction": {"type": "number"}}
     return {"prediction": {"enum": classes}, "probabilities": {"classes": classes}}
-
-
-def _headline(metrics: dict[str, float]) -> str:
-    shown = [k for k in ("roc_auc", "accuracy", "macro_f1", "rmse", "r2") if k in metrics][:2]
-    return ", ".join(f"{k} {metrics[k]:.4f}" for k in shown)
