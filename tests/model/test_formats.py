@@ -108,9 +108,14 @@ def test_format_for_picks_the_native_format_of_each_library() -> None:
     assert formats.format_for(LogisticRegression()) == "skops"
 
 
-def test_two_columns_turns_positive_probabilities_into_both_classes() -> None:
-    out = formats.two_columns(np.array([0.25, 1.0, 0.0]))
+def test_a_booster_widens_binary_positive_probabilities_to_both_classes() -> None:
+    def positive(matrix: np.ndarray) -> np.ndarray:
+        return np.array([0.25, 1.0, 0.0])
+
+    out = formats.BoosterScorer(positive, Task.BINARY).scores(np.zeros((3, 1)))
     np.testing.assert_array_equal(out, [[0.75, 0.25], [0.0, 1.0], [1.0, 0.0]])
+    raw = formats.BoosterScorer(positive, Task.REGRESSION).scores(np.zeros((3, 1)))
+    np.testing.assert_array_equal(raw, [0.25, 1.0, 0.0])
 
 
 def test_an_unknown_format_name_is_refused(tmp_path: Path) -> None:

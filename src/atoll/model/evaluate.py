@@ -167,15 +167,17 @@ def _check_lengths(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | N
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence sklearn's warnings about undefined metrics; callers omit those."""
+def quiet_metrics() -> Iterator[None]:
+    """Silence warnings about metrics undefined on the data; callers report them as absent."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
 
 
-def _finite(value: Any) -> float | None:
-    """Return ``value`` as a float, or ``None`` when it is NaN or infinite."""
+def finite(value: Any) -> float | None:
+    """Return ``value`` as a float, or ``None`` when it is missing, NaN or infinite."""
+    if value is None:
+        return None
     number = float(value)
     return number if math.isfinite(number) else None
 
@@ -183,8 +185,8 @@ def _finite(value: Any) -> float | None:
 def _safe(metric: Callable[..., Any], *args: Any, **kwargs: Any) -> float | None:
     """Compute one metric, turning "undefined on this data" into ``None``."""
     try:
-        with _quiet():
-            return _finite(metric(*args, **kwargs))
+        with quiet_metrics():
+            return finite(metric(*args, **kwargs))
     except ValueError:
         return None
 
@@ -242,7 +244,7 @@ def _binary_proba_report(
 
     score = proba[:, 1]
     _put(metrics, "log_loss", _safe(log_loss, y_true, proba, labels=[0, 1]))
-    _put(metrics, "brier", _finite(np.mean((score - y_true) ** 2)))
+    _put(metrics, "brier", finite(np.mean((score - y_true) ** 2)))
     extras: dict[str, Any] = {"calibration": _calibration(y_true, score)}
     if np.unique(y_true).size == 2:
         _put(metrics, "roc_auc", _safe(roc_auc_score, y_true, score))
@@ -260,7 +262,7 @@ def _curves(y_true: np.ndarray, score: np.ndarray) -> dict[str, Any]:
     """
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    with _quiet():
+    with quiet_metrics():
         fpr, tpr, roc_thresholds = roc_curve(y_true, score, pos_label=1)
         precision, recall, pr_thresholds = precision_recall_curve(y_true, score, pos_label=1)
     roc_keep = _downsample(fpr.shape[0])
@@ -288,7 +290,7 @@ def _downsample(length: int) -> np.ndarray:
 
 
 def _floats(values: np.ndarray) -> list[float | None]:
-    return [_finite(value) for value in values.tolist()]
+    return [finite(value) for value in values.tolist()]
 
 
 def _calibration(y_true: np.ndarray, score: np.ndarray) -> dict[str, Any]:
@@ -307,8 +309,8 @@ def _calibration(y_true: np.ndarray, score: np.ndarray) -> dict[str, Any]:
             "lower": float(edges[i]),
             "upper": float(edges[i + 1]),
             "count": int(counts[i]),
-            "mean_predicted": _finite(predicted[i] / counts[i]) if counts[i] else None,
-            "fraction_positive": _finite(positives[i] / counts[i]) if counts[i] else None,
+            "mean_predicted": finite(predicted[i] / counts[i]) if counts[i] else None,
+            "fraction_positive": finite(positives[i] / counts[i]) if counts[i] else None,
         }
         for i in range(CALIBRATION_BINS)
     ]
@@ -342,7 +344,7 @@ def _regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]
     )
 
     metrics: dict[str, float] = {}
-    _put(metrics, "rmse", _finite(np.sqrt(np.mean((y_true - y_pred) ** 2))))
+    _put(metrics, "rmse", finite(np.sqrt(np.mean((y_true - y_pred) ** 2))))
     _put(metrics, "mae", _safe(mean_absolute_error, y_true, y_pred))
     # force_finite=False: a constant target makes R² undefined, not 0 or 1.
     _put(metrics, "r2", _safe(r2_score, y_true, y_pred, force_finite=False))
@@ -357,9 +359,9 @@ def _residuals(residuals: np.ndarray) -> dict[str, Any]:
     """Summarise ``y_true - y_pred``: bias (mean), spread (population std) and tails."""
     quantiles = np.quantile(residuals, RESIDUAL_QUANTILES)
     return {
-        "mean": _finite(np.mean(residuals)),
-        "std": _finite(np.std(residuals)),
+        "mean": finite(np.mean(residuals)),
+        "std": finite(np.std(residuals)),
         "quantiles": {
-            str(q): _finite(v) for q, v in zip(RESIDUAL_QUANTILES, quantiles, strict=True)
+            str(q): finite(v) for q, v in zip(RESIDUAL_QUANTILES, quantiles, strict=True)
         },
     }

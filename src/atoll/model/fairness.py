@@ -12,15 +12,14 @@ stays light.
 
 from __future__ import annotations
 
-import math
-import warnings
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from atoll.model.evaluate import finite, quiet_metrics
 
 MISSING_GROUP = "<missing>"
 """Group name given to rows whose sensitive value is missing, so they are not dropped."""
@@ -76,22 +75,6 @@ def fairness_metric(report: dict[str, Any], column: str, metric: str) -> float |
     return None if value is None else float(value)
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence warnings about undefined metrics; their values become ``None``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-def _finite(value: Any) -> float | None:
-    """Return ``value`` as a float, or ``None`` when it is missing, NaN or infinite."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
 def _groups(values: np.ndarray) -> np.ndarray:
     """Turn raw sensitive values into string group names, missing ones included."""
     series = pd.Series(np.asarray(values), dtype=object)
@@ -121,7 +104,7 @@ def _binary_column(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -
         "positives": _positives,
     }
     weighted = {"sample_weight": weight}
-    with _quiet():
+    with quiet_metrics():
         frame = MetricFrame(
             metrics=metrics,
             y_true=y_true,
@@ -137,11 +120,11 @@ def _binary_column(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -
         )
     return {
         "groups": _binary_groups(frame.by_group),
-        "demographic_parity_difference": _finite(parity),
+        "demographic_parity_difference": finite(parity),
         "equalized_odds_difference": _equalized_odds(
             y_true, y_pred, groups, weight, frame.by_group
         ),
-        "disparate_impact_ratio": _finite(ratio),
+        "disparate_impact_ratio": finite(ratio),
     }
 
 
@@ -185,10 +168,10 @@ def _binary_groups(by_group: pd.DataFrame) -> dict[str, dict[str, Any]]:
         total, positives = int(row["count"]), int(row["positives"])
         groups[str(name)] = {
             "count": total,
-            "selection_rate": _finite(row["selection_rate"]),
-            "tpr": _finite(row["tpr"]) if positives > 0 else None,
-            "fpr": _finite(row["fpr"]) if positives < total else None,
-            "accuracy": _finite(row["accuracy"]),
+            "selection_rate": finite(row["selection_rate"]),
+            "tpr": finite(row["tpr"]) if positives > 0 else None,
+            "fpr": finite(row["fpr"]) if positives < total else None,
+            "accuracy": finite(row["accuracy"]),
         }
     return groups
 
@@ -214,11 +197,11 @@ def _equalized_odds(
     keep = np.isin(groups, np.asarray(defined, dtype=object))
     if not keep.any():
         return None
-    with _quiet():
+    with quiet_metrics():
         value = equalized_odds_difference(
             y_true[keep], y_pred[keep], sensitive_features=groups[keep], sample_weight=weight[keep]
         )
-    return _finite(value)
+    return finite(value)
 
 
 def _spread_column(
@@ -236,7 +219,7 @@ def _spread_column(
     else:
         scorer, weight = mean_absolute_error, np.ones(len(y_true))
     weighted = {"sample_weight": weight}
-    with _quiet():
+    with quiet_metrics():
         frame = MetricFrame(
             metrics={"count": _count, metric: scorer},
             y_true=y_true,
@@ -246,7 +229,7 @@ def _spread_column(
         )
         spread = frame.difference()[metric]
     groups_report = {
-        str(name): {"count": int(row["count"]), metric: _finite(row[metric])}
+        str(name): {"count": int(row["count"]), metric: finite(row[metric])}
         for name, row in frame.by_group.iterrows()
     }
-    return {"groups": groups_report, f"{metric}_difference": _finite(spread)}
+    return {"groups": groups_report, f"{metric}_difference": finite(spread)}

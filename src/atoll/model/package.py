@@ -8,6 +8,7 @@ parsed, and refuses unlisted files, so nothing unverified is ever loaded.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -17,6 +18,7 @@ from atoll.errors import IntegrityError, PackageError
 
 MANIFEST = "MANIFEST.json"
 FORMAT_VERSION = 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def write_package(
@@ -29,7 +31,7 @@ def write_package(
     """
     directory.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
-        target = directory / _safe(name)
+        target = directory / safe_name(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     listed = {
@@ -46,13 +48,17 @@ def verify_package(directory: Path) -> dict[str, Any]:
     """Check the manifest and every file's sha256; return the manifest.
 
     Raises:
-        PackageError: no readable manifest, an unsafe or missing file, an unlisted file.
-        IntegrityError: a file's content does not match its recorded hash.
+        PackageError: no readable manifest, an unsafe or missing file.
+        IntegrityError: a file's content does not match its recorded hash, a
+            link leads outside the package, or a file is not listed.
     """
     manifest = read_manifest(directory)
-    files: dict[str, str] = manifest.get("files", {})
+    files = listed_files(manifest, str(directory))
+    root = directory.resolve()
     for name, digest in files.items():
-        path = directory / _safe(name)
+        path = directory / name
+        if not path.resolve().is_relative_to(root):
+            raise IntegrityError(f"{name} in package {directory} leads outside it", file=name)
         if not path.is_file():
             raise PackageError(f"package {directory} is missing {name}", file=name)
         if sha256_file(path) != digest:
@@ -63,6 +69,22 @@ def verify_package(directory: Path) -> dict[str, Any]:
             )
     _refuse_unlisted(directory, files)
     return manifest
+
+
+def listed_files(manifest: Mapping[str, Any], where: str) -> dict[str, str]:
+    """The manifest's ``files`` mapping, every name and digest checked before any use.
+
+    Raises:
+        PackageError: no ``files`` mapping, an unsafe name or a malformed digest.
+    """
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise PackageError(f"{where}: {MANIFEST} has no 'files' mapping of path to sha256")
+    for name, digest in files.items():
+        safe_name(name)
+        if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            raise PackageError(f"{where}: {name} has no valid sha256", file=name)
+    return dict(files)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
@@ -79,7 +101,7 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 
 def read_json(directory: Path, name: str) -> Any:
     """Read one JSON file of a verified package."""
-    return json.loads((directory / _safe(name)).read_bytes())
+    return json.loads((directory / safe_name(name)).read_bytes())
 
 
 def json_bytes(value: Any) -> bytes:
@@ -92,9 +114,29 @@ def package_digest(manifest: Mapping[str, Any]) -> str:
     return sha256_bytes(canonical_json(manifest))
 
 
-def _safe(name: str) -> str:
+def safe_name(name: object) -> str:
+    """Return ``name`` if it is a canonical relative POSIX path inside a package.
+
+    One check, before any path join: a manifest can never point outside its
+    package (or the cache it is copied to).
+
+    Raises:
+        PackageError: not a string, empty, absolute, ``..``, backslashes,
+            control characters, non-canonical (``./a``, ``a//b``), or the manifest.
+    """
+    if not isinstance(name, str):
+        raise PackageError(f"unsafe file name in package: {name!r}")
     pure = PurePosixPath(name)
-    if pure.is_absolute() or ".." in pure.parts or "\\" in name or not pure.parts:
+    unsafe = (
+        not name
+        or pure.is_absolute()
+        or ".." in pure.parts
+        or "\\" in name
+        or any(ord(char) < 32 for char in name)
+        or pure.as_posix() != name
+        or name == MANIFEST
+    )
+    if unsafe:
         raise PackageError(f"unsafe file name in package: {name!r}", file=name)
     return name
 
@@ -103,4 +145,4 @@ def _refuse_unlisted(directory: Path, files: Mapping[str, str]) -> None:
     for path in directory.rglob("*"):
         name = path.relative_to(directory).as_posix()
         if path.is_file() and name != MANIFEST and name not in files:
-            raise PackageError(f"package {directory} holds an unlisted file {name}", file=name)
+            raise IntegrityError(f"package {directory} holds an unlisted file {name}", file=name)

@@ -8,91 +8,40 @@ before any join, so a manifest cannot point outside its package or the cache.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from atoll._hashing import sha256_file
 from atoll.errors import IntegrityError, PackageError
+from atoll.model.package import MANIFEST, listed_files, verify_package
 from atoll.store.artifacts import ArtifactStore, check_digest
-
-MANIFEST = "MANIFEST.json"
-
-
-def safe_relpath(name: object) -> str:
-    """Return ``name`` if it is a canonical relative POSIX path inside a package.
-
-    Raises:
-        PackageError: absolute, ``..``, backslashes, control characters, empty,
-            non-canonical (``./a``, ``a//b``, ``a/``), or the manifest itself.
-    """
-    if not isinstance(name, str):
-        raise PackageError(f"unsafe file name in package: {name!r}")
-    pure = PurePosixPath(name)
-    unsafe = (
-        not name
-        or pure.is_absolute()
-        or ".." in pure.parts
-        or "\\" in name
-        or any(ord(char) < 32 for char in name)
-        or pure.as_posix() != name
-        or name == MANIFEST
-    )
-    if unsafe:
-        raise PackageError(f"unsafe file name in package: {name!r}", file=name)
-    return name
 
 
 def parse_listing(manifest_bytes: bytes, where: str) -> dict[str, str]:
-    """The ``files`` mapping of a manifest, every path and digest checked.
+    """The ``files`` mapping of a stored manifest, every path and digest checked.
 
     Raises:
-        PackageError: not a JSON object with a ``files`` mapping, or a bad entry.
+        PackageError: not a JSON object with a valid ``files`` mapping.
     """
     try:
         manifest = json.loads(manifest_bytes)
     except ValueError as exc:
         raise PackageError(f"{where}: {MANIFEST} is not valid JSON") from exc
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict):
-        raise PackageError(f"{where}: {MANIFEST} has no 'files' mapping of path to sha256")
-    for name, digest in files.items():
-        safe_relpath(name)
-        try:
-            check_digest(digest)
-        except IntegrityError:
-            raise PackageError(f"{where}: {name} has no valid sha256", file=name) from None
-    return dict(files)
+    if not isinstance(manifest, dict):
+        raise PackageError(f"{where}: {MANIFEST} is not a JSON object")
+    return listed_files(manifest, where)
 
 
 def read_source(package_dir: Path) -> tuple[bytes, dict[str, str]]:
-    """Read a package directory's manifest and verify every listed file against it.
+    """Verify a package directory (every file against its manifest) and read its manifest.
 
     Raises:
-        PackageError: no readable manifest, or a listed file missing, unsafe, or
-            a link leading outside the package.
-        IntegrityError: a listed file's sha256 does not match the manifest.
+        PackageError: not a package, or a listed file missing or unsafe.
+        IntegrityError: a file altered, unlisted, or a link leading outside.
     """
-    try:
-        manifest_bytes = (package_dir / MANIFEST).read_bytes()
-    except OSError as exc:
-        raise PackageError(f"{package_dir} is not a model package: no readable {MANIFEST}") from exc
-    listing = parse_listing(manifest_bytes, str(package_dir))
-    root = package_dir.resolve()
-    for name, digest in listing.items():
-        path = package_dir / name
-        if not path.resolve().is_relative_to(root):
-            raise PackageError(f"{name} in package {package_dir} leads outside it", file=name)
-        if not path.is_file():
-            raise PackageError(f"package {package_dir} is missing {name}", file=name)
-        if sha256_file(path) != digest:
-            raise IntegrityError(
-                f"{name} in package {package_dir} was altered: "
-                "its sha256 does not match the manifest",
-                file=name,
-            )
-    return manifest_bytes, listing
+    manifest = verify_package(package_dir)
+    return (package_dir / MANIFEST).read_bytes(), dict(manifest["files"])
 
 
 def store_source(
@@ -133,28 +82,24 @@ def materialise(artifacts: ArtifactStore, manifest_digest: str, cache_root: Path
 
 
 def verify_copy(directory: Path, manifest_digest: str, listing: dict[str, str]) -> None:
-    """Check a materialised package: the manifest, every listed file, nothing else.
+    """Check a materialised package: the manifest itself, every listed file, nothing else.
 
     Raises:
         IntegrityError: a file is missing, altered, a link, or not listed.
     """
-    expected = {**listing, MANIFEST: manifest_digest}
-    for name, digest in expected.items():
-        path = directory / name
-        if path.is_symlink() or not path.is_file() or sha256_file(path) != digest:
-            raise IntegrityError(
-                f"{name} in the cached package {directory} was altered or removed: "
-                "its sha256 does not match the manifest",
-                file=name,
-                digest=digest,
-            )
-    for parent, _dirs, files in os.walk(directory):
-        for file in files:
-            name = (Path(parent) / file).relative_to(directory).as_posix()
-            if name not in expected:
-                raise IntegrityError(
-                    f"the cached package {directory} holds an unlisted file {name}", file=name
-                )
+    manifest = directory / MANIFEST
+    if manifest.is_symlink() or not manifest.is_file() or sha256_file(manifest) != manifest_digest:
+        raise IntegrityError(
+            f"{MANIFEST} in the cached package {directory} was altered or removed",
+            file=MANIFEST,
+            digest=manifest_digest,
+        )
+    try:
+        verified = verify_package(directory)
+    except PackageError as exc:
+        raise IntegrityError(f"the cached package {directory} is damaged: {exc}") from exc
+    if verified["files"] != listing:
+        raise IntegrityError(f"the cached package {directory} does not match its manifest")
 
 
 def _assemble(

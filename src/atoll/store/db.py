@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import NullPool
 
 from atoll.errors import StoreUnavailableError
 
@@ -210,9 +211,14 @@ def _parse_url(url: str) -> URL:
 
 def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
     path = _sqlite_path(url)
-    if path is not None:
+    if path is None:
+        engine = sa.create_engine(url)
+    else:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
+        # Opening a SQLite file costs little, and without a pool no connection
+        # outlives its transaction (none is left for dispose() to close under
+        # another thread, or for the garbage collector to roll back later).
+        engine = sa.create_engine(url, poolclass=NullPool)
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take BEGIN away from the driver so the "begin" hook below decides it.

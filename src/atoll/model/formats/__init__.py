@@ -9,6 +9,8 @@ everything else about prediction lives in :mod:`atoll.model.predictor`.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -62,7 +64,20 @@ def _module(name: str) -> Any:
         raise MissingDependencyError(name, _EXTRAS.get(name, name)) from exc
 
 
-def two_columns(positive: np.ndarray) -> np.ndarray:
-    """Probabilities of the positive class -> (n, 2) probabilities of [negative, positive]."""
-    positive = np.asarray(positive, dtype=np.float64).reshape(-1)
-    return np.column_stack([1.0 - positive, positive])
+@dataclass(frozen=True)
+class BoosterScorer:
+    """A gradient-boosting booster (LightGBM, XGBoost) behind the Scorer protocol.
+
+    Boosters answer a binary task with the positive class's probability only;
+    it is widened to both columns here, once, for every booster library.
+    """
+
+    predict: Callable[[np.ndarray], Any]
+    task: Task
+
+    def scores(self, matrix: np.ndarray) -> np.ndarray:
+        raw = np.asarray(self.predict(matrix), dtype=np.float64)
+        if self.task is not Task.BINARY:
+            return raw
+        positive = raw.reshape(-1)
+        return np.column_stack([1.0 - positive, positive])

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from atoll.errors import PackageError
-from atoll.model.formats import two_columns
+from atoll.model.formats import BoosterScorer
 from atoll.types import Task
-
-
-@dataclass(frozen=True)
-class XGBScorer:
-    booster: Any
-    task: Task
-
-    def scores(self, matrix: np.ndarray) -> np.ndarray:
-        raw = np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64)
-        return two_columns(raw) if self.task is Task.BINARY else raw
 
 
 def save(estimator: Any, path: Path) -> None:
@@ -28,7 +15,7 @@ def save(estimator: Any, path: Path) -> None:
     booster.save_model(str(path))
 
 
-def load(path: Path, task: Task, trusted: list[str]) -> XGBScorer:
+def load(path: Path, task: Task, trusted: list[str]) -> BoosterScorer:
     import xgboost as xgb
 
     booster = xgb.Booster()
@@ -36,4 +23,4 @@ def load(path: Path, task: Task, trusted: list[str]) -> XGBScorer:
         booster.load_model(str(path))
     except (xgb.core.XGBoostError, UnicodeDecodeError) as exc:
         raise PackageError(f"{path.name} is not an XGBoost model: {exc}", file=str(path)) from None
-    return XGBScorer(booster, task)
+    return BoosterScorer(booster.inplace_predict, task)
