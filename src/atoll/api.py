@@ -37,8 +37,22 @@ class TrainOutcome:
     result: TrainResult
 
 
-def _settings(settings: Settings | None) -> Settings:
-    return settings or Settings.from_env()
+def project_settings(project_dir: Path | None = None) -> Settings:
+    """Settings for a project directory: the environment, then its spec's ``store.url``."""
+    root = Path(project_dir) if project_dir is not None else Path.cwd()
+    spec_path = root / SPEC_FILE
+    store = load_spec(spec_path).store if spec_path.is_file() else None
+    return Settings.from_env(project_dir=root, spec_db_url=store.url if store else None)
+
+
+def _settings(settings: Settings | None, spec: Spec | Path | str | None = None) -> Settings:
+    """The given settings, else those of the project the spec file lives in (or the cwd)."""
+    if settings is not None:
+        return settings
+    if isinstance(spec, str | Path):
+        path = Path(spec)
+        return project_settings(path if path.is_dir() else path.parent)
+    return project_settings()
 
 
 def _spec(spec: Spec | Path | str | None, settings: Settings) -> tuple[Spec, Path]:
@@ -92,7 +106,7 @@ def train(
     from atoll.data.sources import fingerprint_files
     from atoll.model.train import train_package
 
-    settings = _settings(settings)
+    settings = _settings(settings, spec)
     loaded, base_dir = _spec(spec, settings)
     stages = Stages(reporter)
     with stages.stage("read") as note:
@@ -153,7 +167,7 @@ def validate(
     """
     from atoll.data.sources import read_frame
 
-    settings = _settings(settings)
+    settings = _settings(settings, spec)
     loaded, _ = _spec(spec, settings)
     frame = read_frame(str(data), numeric=_numeric(loaded.schema))
     return loaded.schema.validate(frame, mode).report
@@ -361,7 +375,7 @@ def demo(
     root = Path(directory).resolve()
     if not (root / SPEC_FILE).exists():
         init_project(root, demo=True, rows=rows, seed=seed)
-    settings = settings or Settings.from_env(project_dir=root)
+    settings = settings or project_settings(root)
     trained = train(root / SPEC_FILE, settings=settings, reporter=reporter)
     promoted = None
     if trained.result.passed_gates:

@@ -38,12 +38,17 @@ class Settings:
         project_dir: Path | None = None,
         environ: Mapping[str, str] | None = None,
         db_url: str | None = None,
+        spec_db_url: str | None = None,
     ) -> Settings:
-        """Build settings: explicit arguments win over ``ATOLL_*`` variables over defaults."""
+        """Build settings, each value from the first that gives it.
+
+        The order: an explicit ``db_url``, the ``ATOLL_*`` variables, the
+        project spec's ``store.url`` (``spec_db_url``), the defaults.
+        """
         env = os.environ if environ is None else environ
         root = Path(project_dir or env.get("ATOLL_PROJECT_DIR") or Path.cwd()).resolve()
         state = root / STATE_DIR
-        url = db_url or env.get("ATOLL_DB_URL") or f"sqlite:///{state / 'atoll.db'}"
+        url = db_url or env.get("ATOLL_DB_URL") or spec_db_url or f"sqlite:///{state / 'atoll.db'}"
         artifacts = Path(env.get("ATOLL_ARTIFACT_ROOT") or state / "artifacts")
         actor = env.get("ATOLL_ACTOR") or env.get("USER") or _login_name()
         return cls(project_dir=root, db_url=url, artifact_root=artifacts, actor=actor)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -30,6 +31,22 @@ class SqlSource(_Strict):
 
     url: str
     query: str
+
+
+class StoreSpec(_Strict):
+    """Where the registry lives, when not in the project's ``.atoll/`` folder.
+
+    ``ATOLL_DB_URL`` overrides it. Credentials never belong in the spec: a URL
+    with a password is refused, so it cannot end up in version control.
+    """
+
+    url: str
+
+    @model_validator(mode="after")
+    def _no_password(self) -> StoreSpec:
+        if urlsplit(self.url).password:
+            raise ValueError("the URL holds a password: set ATOLL_DB_URL instead")
+        return self
 
 
 class DataSpec(_Strict):
@@ -114,6 +131,7 @@ class Spec(_Strict):
     split: SplitSpec = Field(default_factory=SplitSpec)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     gates: list[Gate] = Field(default_factory=list)
+    store: StoreSpec | None = None
     allow_imports: list[str] = Field(
         default_factory=list,
         description="Module prefixes beyond the built-in allow-list that estimators and "

@@ -581,3 +581,22 @@ def test_atoll_db_url_puts_the_registry_in_postgres(tmp_path: Path, postgres_url
     settings = Settings.from_env(project_dir=tmp_path, environ={"ATOLL_DB_URL": postgres_url})
     assert [m.name for m in api.list_models(settings=settings)] == [NAME]
     assert not (tmp_path / ".atoll" / "atoll.db").exists()
+
+
+@pytest.mark.postgres
+def test_the_spec_store_url_puts_the_registry_in_postgres(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    write_demo_project(tmp_path, rows=1500, gates=EASY_GATES, store={"url": postgres_url})
+    trained = json_out(atoll("-C", tmp_path, "train", "--json"))
+    assert trained["version"] == 1
+    [model] = json_out(atoll("-C", tmp_path, "models", "list", "--json"))
+    assert model["name"] == NAME
+    assert not (tmp_path / ".atoll" / "atoll.db").exists()
+
+    # ATOLL_DB_URL wins over the spec: a fresh SQLite registry is empty.
+    local = f"sqlite:///{tmp_path / 'other.db'}"
+    assert (
+        json_out(atoll("-C", tmp_path, "models", "list", "--json", env={"ATOLL_DB_URL": local}))
+        == []
+    )

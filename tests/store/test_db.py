@@ -173,3 +173,17 @@ def test_sqlite_lock_released_in_time_lets_the_write_through(
         with sqlite_locked(sqlite_url, seconds=0.7):
             assert registry.register(package, "m").version == 1
         assert [v.version for v in registry.list_versions("m")] == [1]
+
+
+def test_threads_migrating_different_databases_at_once(tmp_path: Path) -> None:
+    """Alembic's env.py context is process-global: migrations must not interleave."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    urls = [f"sqlite:///{tmp_path / f'db{i}.sqlite'}" for i in range(12)]
+
+    def open_and_list(url: str) -> int:
+        with Registry.open(url, tmp_path / "artifacts") as registry:
+            return len(registry.list_models())
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(open_and_list, urls)) == [0] * len(urls)

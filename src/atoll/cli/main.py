@@ -24,7 +24,9 @@ class CliState:
     project: Path | None
 
     def settings(self) -> Settings:
-        return Settings.from_env(project_dir=self.project)
+        from atoll.api import project_settings
+
+        return project_settings(self.project)
 
 
 class AtollFailure(click.ClickException):

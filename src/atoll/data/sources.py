@@ -153,7 +153,21 @@ def fingerprint_files(pattern: str, base_dir: Path | None = None) -> str:
 
 
 def read_sql(url: str, query: str) -> pd.DataFrame:
-    """Run ``query`` against the SQLAlchemy ``url`` and return its rows."""
+    """Run ``query`` against the SQLAlchemy ``url`` and return all its rows."""
+    import pandas as pd
+
+    frames = list(iter_sql(url, query, batch_rows=None))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def iter_sql(
+    url: str, query: str, batch_rows: int | None = DEFAULT_BATCH_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Yield the rows of ``query`` in frames of at most ``batch_rows`` (all at once if None).
+
+    The result is streamed from the server where the driver supports it, so
+    memory stays bounded by one batch.
+    """
     import pandas as pd
     import sqlalchemy as sa
 
@@ -162,16 +176,21 @@ def read_sql(url: str, query: str) -> pd.DataFrame:
     except sa.exc.ArgumentError as exc:  # unparsable URL or unknown dialect
         raise DataError(f"invalid SQL source URL: {_first_line(exc)}") from None
     shown = engine.url.render_as_string(hide_password=True)
+    rows = 0
     try:
         with engine.connect() as connection:
-            frame = pd.read_sql_query(sa.text(query), connection)
+            streaming = connection.execution_options(stream_results=batch_rows is not None)
+            result = pd.read_sql_query(sa.text(query), streaming, chunksize=batch_rows)
+            for frame in [result] if isinstance(result, pd.DataFrame) else result:
+                rows += len(frame)
+                if len(frame):
+                    yield frame
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:  # pandas wraps some
         raise DataError(f"SQL source {shown} failed: {_first_line(exc)}", source=shown) from None
     finally:
         engine.dispose()
-    if frame.empty:
+    if rows == 0:
         raise DataError(f"the SQL query on {shown} returned no rows", source=shown)
-    return frame
 
 
 def _first_line(exc: BaseException) -> str:

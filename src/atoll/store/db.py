@@ -10,6 +10,7 @@ its password masked) instead of a driver stack trace.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -163,10 +164,14 @@ def migrate(engine: Engine, retry: Retry = DEFAULT_RETRY) -> None:
         with_retry(lambda: _upgrade(engine, config), engine, retry)
 
 
+_ALEMBIC_IN_USE = threading.Lock()
+"""Alembic runs env.py through a module-global ``context``: one migration per process at once."""
+
+
 def _upgrade(engine: Engine, config: Any) -> None:
     from alembic import command
 
-    with transaction(engine) as conn:
+    with _ALEMBIC_IN_USE, transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
