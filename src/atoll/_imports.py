@@ -23,8 +23,9 @@ def resolve(path: str, prefixes: Iterable[str], field: str) -> Any:
     allowed = list(prefixes)
     module_name, _, attr = path.rpartition(".")
     if not module_name or not is_allowed(path, allowed):
+        trusted = ", ".join(allowed) or "(none)"
         raise SpecError(
-            f"{field}: {path!r} is not allowed; allowed module prefixes: {', '.join(allowed)} "
+            f"{field}: {path!r} is not allowed; allowed module prefixes: {trusted} "
             "(add a prefix to 'allow_imports' in atoll.yaml to trust more)",
             problems=[(field, None, f"import path {path!r} is outside the allow-list")],
         )

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atoll._progress import Reporter, Stages
-from atoll.errors import AtollError, DataError, PromotionError
+from atoll.errors import AtollError, DataError, PromotionError, SpecError
 from atoll.settings import STATE_DIR, Settings
-from atoll.spec import SPEC_FILE, Spec, load_spec
+from atoll.spec import SPEC_FILE, Spec, load_project_options, load_spec
 from atoll.types import ModelRef
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from atoll.model.predictor import Predictor
     from atoll.model.train import TrainResult
     from atoll.schema import Column, Mode, Schema, ValidationReport
+    from atoll.spec import SqlSource
     from atoll.store.registry import AuditEntry, ModelInfo, Registry, VersionInfo
 
 
@@ -40,9 +41,12 @@ class TrainOutcome:
 def project_settings(project_dir: Path | None = None) -> Settings:
     """Settings for a project directory: the environment, then its spec's ``store.url``."""
     root = Path(project_dir) if project_dir is not None else Path.cwd()
-    spec_path = root / SPEC_FILE
-    store = load_spec(spec_path).store if spec_path.is_file() else None
-    return Settings.from_env(project_dir=root, spec_db_url=store.url if store else None)
+    options = load_project_options(root / SPEC_FILE)
+    return Settings.from_env(
+        project_dir=root,
+        spec_db_url=options.store.url if options.store else None,
+        spec_allow_imports=options.allow_imports,
+    )
 
 
 def _settings(settings: Settings | None, spec: Spec | Path | str | None = None) -> Settings:
@@ -77,12 +81,25 @@ def open_registry(settings: Settings | None = None) -> Iterator[Registry]:
         registry.close()
 
 
-def read_data(spec: Spec, base_dir: Path) -> pd.DataFrame:
+def _sql_url(sql: SqlSource, settings: Settings) -> str:
+    if sql.url is not None:
+        return sql.url
+    assert sql.url_env is not None  # the spec guarantees exactly one
+    url = settings.variable(sql.url_env)
+    if not url:
+        raise SpecError(
+            f"data.sql.url_env names {sql.url_env}, which is not set",
+            problems=[("data.sql.url_env", None, f"environment variable {sql.url_env} is not set")],
+        )
+    return url
+
+
+def read_data(spec: Spec, base_dir: Path, settings: Settings) -> pd.DataFrame:
     """Read the spec's training rows from its file(s) or SQL query."""
     from atoll.data.sources import read_frame, read_sql
 
     if spec.data.sql is not None:
-        return read_sql(spec.data.sql.url, spec.data.sql.query)
+        return read_sql(_sql_url(spec.data.sql, settings), spec.data.sql.query)
     assert spec.data.path is not None  # the spec guarantees exactly one source
     return read_frame(spec.data.path, base_dir, _numeric(spec.schema))
 
@@ -110,7 +127,7 @@ def train(
     loaded, base_dir = _spec(spec, settings)
     stages = Stages(reporter)
     with stages.stage("read") as note:
-        frame = read_data(loaded, base_dir)
+        frame = read_data(loaded, base_dir, settings)
         note.text = f"{len(frame):,} rows x {frame.shape[1]} columns"
     source = loaded.data.path or "sql"
     fingerprint = fingerprint_files(loaded.data.path, base_dir) if loaded.data.path else None
@@ -188,8 +205,10 @@ def load(
     ref: ModelRef | str, *, settings: Settings | None = None, allow_imports: Sequence[str] = ()
 ) -> Predictor:
     """Load a registered version as a :class:`Predictor` (hashes verified)."""
+    settings = _settings(settings)
+    trusted = [*allow_imports, *settings.allow_imports]
     with open_registry(settings) as registry:
-        return registry.load_predictor(ref, allow_imports=allow_imports)
+        return registry.load_predictor(ref, allow_imports=trusted)
 
 
 def predict_file(

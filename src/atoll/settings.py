@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 STATE_DIR = ".atoll"
@@ -31,6 +31,12 @@ class Settings:
     db_url: str
     artifact_root: Path
     actor: str
+    allow_imports: tuple[str, ...] = ()
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def variable(self, name: str) -> str | None:
+        """An environment variable named by the spec (e.g. ``data.sql.url_env``)."""
+        return self.environ.get(name)
 
     @classmethod
     def from_env(
@@ -39,11 +45,14 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         db_url: str | None = None,
         spec_db_url: str | None = None,
+        spec_allow_imports: Sequence[str] = (),
     ) -> Settings:
         """Build settings, each value from the first that gives it.
 
         The order: an explicit ``db_url``, the ``ATOLL_*`` variables, the
-        project spec's ``store.url`` (``spec_db_url``), the defaults.
+        project spec's ``store.url`` (``spec_db_url``), the defaults. Trusted
+        import prefixes add up: the spec's ``allow_imports`` and the
+        comma-separated ``ATOLL_ALLOW_IMPORTS``.
         """
         env = os.environ if environ is None else environ
         root = Path(project_dir or env.get("ATOLL_PROJECT_DIR") or Path.cwd()).resolve()
@@ -51,7 +60,15 @@ class Settings:
         url = db_url or env.get("ATOLL_DB_URL") or spec_db_url or f"sqlite:///{state / 'atoll.db'}"
         artifacts = Path(env.get("ATOLL_ARTIFACT_ROOT") or state / "artifacts")
         actor = env.get("ATOLL_ACTOR") or env.get("USER") or _login_name()
-        return cls(project_dir=root, db_url=url, artifact_root=artifacts, actor=actor)
+        extra = [p.strip() for p in env.get("ATOLL_ALLOW_IMPORTS", "").split(",") if p.strip()]
+        return cls(
+            project_dir=root,
+            db_url=url,
+            artifact_root=artifacts,
+            actor=actor,
+            allow_imports=(*spec_allow_imports, *extra),
+            environ=dict(env),
+        )
 
 
 def _login_name() -> str:

@@ -26,11 +26,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SqlSource(_Strict):
-    """Rows from a SQL query; the URL is any SQLAlchemy URL."""
+def _without_password(url: str) -> str:
+    """Refuse credentials in the spec: it is committed, copied into every package."""
+    if urlsplit(url).password:
+        raise ValueError("the URL holds a password: name an environment variable instead")
+    return url
 
-    url: str
+
+class SqlSource(_Strict):
+    """Rows from a SQL query on any SQLAlchemy URL, given here or in an environment variable."""
+
+    url: str | None = None
+    url_env: str | None = Field(None, description="Environment variable holding the URL.")
     query: str
+
+    @model_validator(mode="after")
+    def _one_url(self) -> SqlSource:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of 'url' or 'url_env'")
+        if self.url is not None:
+            _without_password(self.url)
+        return self
 
 
 class StoreSpec(_Strict):
@@ -44,8 +60,7 @@ class StoreSpec(_Strict):
 
     @model_validator(mode="after")
     def _no_password(self) -> StoreSpec:
-        if urlsplit(self.url).password:
-            raise ValueError("the URL holds a password: set ATOLL_DB_URL instead")
+        _without_password(self.url)
         return self
 
 
@@ -204,6 +219,31 @@ def _check_named_columns(spec: Spec) -> None:
             raise _FieldProblem(loc, f"unknown columns: {', '.join(unknown)}")
     if spec.split.method == "time" and not spec.data.time_column:
         raise _FieldProblem(("split", "method"), "a time split needs data.time_column")
+
+
+class ProjectOptions(BaseModel):
+    """The spec sections that every command of a project needs, read leniently.
+
+    Registry commands (``models list``, ``rollback``) must keep working while
+    someone edits the training sections, so only these two are validated here.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    store: StoreSpec | None = None
+    allow_imports: list[str] = Field(default_factory=list)
+
+
+def load_project_options(path: Path) -> ProjectOptions:
+    """The ``store`` and ``allow_imports`` sections of a spec file (defaults if absent)."""
+    if not path.is_file():
+        return ProjectOptions()
+    raw, lines = _load_yaml(path.read_text(encoding="utf-8"), str(path))
+    try:
+        return ProjectOptions.model_validate(raw if isinstance(raw, dict) else {})
+    except ValidationError as exc:
+        problems = [_problem(error, lines) for error in exc.errors()]
+        raise SpecError(f"{path}: invalid spec", path=str(path), problems=problems) from None
 
 
 def load_spec(path: Path | str) -> Spec:

@@ -240,3 +240,15 @@ def test_a_text_file_that_is_no_model_is_a_package_error(tmp_path: Path, model_f
     path.write_text("{not a model}\n", encoding="utf-8")
     with pytest.raises(PackageError, match=rf"{path.name} is not a"):
         formats.load(model_format, path, Task.REGRESSION, [])
+
+
+def test_a_function_under_a_trusted_prefix_is_refused(tmp_path: Path) -> None:
+    """skops calls functions it reconstructs: trust classes, never a library's functions."""
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.utils import shuffle
+
+    path = tmp_path / "model.skops"
+    sio.dump(FunctionTransformer(func=shuffle), path)
+    with pytest.raises(PackageError, match=r"untrusted types: .*shuffle"):
+        formats.load("skops", path, Task.REGRESSION, [])

@@ -6,6 +6,7 @@ every one of them lies under a trusted module prefix.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,20 @@ class SklearnScorer:
         return np.asarray(self.estimator.predict(matrix), dtype=np.float64).reshape(-1)
 
 
+def _is_class(name: str) -> bool:
+    """Only classes are trusted, never functions: skops calls what it reconstructs.
+
+    A module prefix alone would admit any function of a trusted library (some
+    run code they are given); a class is only instantiated and given state.
+    """
+    module_name, _, attribute = name.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return isinstance(found, type)
+
+
 def save(estimator: Any, path: Path) -> None:
     import skops.io as sio
 
@@ -50,7 +65,7 @@ def load(path: Path, task: Task, trusted: list[str]) -> SklearnScorer:
         raise PackageError(
             f"{path.name} is not a valid skops file: {exc}", file=str(path)
         ) from None
-    refused = [t for t in types if not _imports.is_allowed(t, prefixes)]
+    refused = [t for t in types if not (_imports.is_allowed(t, prefixes) and _is_class(t))]
     if refused:
         raise PackageError(
             f"{path.name} would construct untrusted types: {', '.join(refused)}", file=str(path)
