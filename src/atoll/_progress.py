@@ -21,6 +21,8 @@ class Reporter(Protocol):
 
     def finished(self, stage: str, seconds: float, note: str) -> None: ...
 
+    def failed(self, stage: str) -> None: ...
+
 
 @dataclass
 class Note:
@@ -42,7 +44,12 @@ class Stages:
         if self.reporter is not None:
             self.reporter.started(name)
         start = time.perf_counter()
-        yield note
+        try:
+            yield note
+        except BaseException:
+            if self.reporter is not None:
+                self.reporter.failed(name)
+            raise
         seconds = time.perf_counter() - start
         self.timings[name] = round(seconds, 4)
         if self.reporter is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -121,10 +122,11 @@ def train(
     registered in one transaction, so an interrupted run registers nothing.
     """
     from atoll.data.sources import fingerprint_files
-    from atoll.model.train import train_package
+    from atoll.model.train import check_spec, train_package
 
     settings = _settings(settings, spec)
     loaded, base_dir = _spec(spec, settings)
+    check_spec(loaded)
     stages = Stages(reporter)
     with stages.stage("read") as note:
         frame = read_data(loaded, base_dir, settings)
@@ -163,11 +165,23 @@ def _summary(result: TrainResult) -> dict[str, Any]:
 def _scratch(settings: Settings) -> Iterator[Path]:
     root = settings.project_dir / STATE_DIR / "tmp"
     root.mkdir(parents=True, exist_ok=True)
+    _remove_stale(root)
     path = Path(tempfile.mkdtemp(dir=root))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+STALE_SCRATCH_S = 24 * 3600
+"""A scratch folder this old was left by a killed run; no live run takes a day to package."""
+
+
+def _remove_stale(root: Path) -> None:
+    cutoff = time.time() - STALE_SCRATCH_S
+    for entry in root.iterdir():
+        if entry.is_dir() and entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def validate(
@@ -341,14 +355,25 @@ def init_project(
     return spec_path
 
 
+DEMO_DATA = "applications.csv"
+DEMO_NEW_DATA = "new_applications.csv"
+MIN_DEMO_ROWS = 500
+"""Fewer rows leave too few defaults in the held-out part to evaluate anything."""
+
+
 def _write_demo_data(root: Path, rows: int, seed: int) -> None:
     from atoll.data.synthetic import TARGET, credit_risk
 
+    if rows < MIN_DEMO_ROWS:
+        raise DataError(f"the demo needs at least {MIN_DEMO_ROWS} rows, not {rows}")
     data = root / "data"
+    existing = [p for p in (data / DEMO_DATA, data / DEMO_NEW_DATA) if p.exists()]
+    if existing:
+        raise AtollError(f"{existing[0]} already exists; not overwriting it", file=str(existing[0]))
     data.mkdir(exist_ok=True)
-    credit_risk(rows, seed).to_csv(data / "applications.csv", index=False)
+    credit_risk(rows, seed).to_csv(data / DEMO_DATA, index=False)
     new = credit_risk(max(rows // 25, 100), seed + 1).drop(columns=[TARGET])
-    new.to_csv(data / "new_applications.csv", index=False)
+    new.to_csv(data / DEMO_NEW_DATA, index=False)
 
 
 _STARTER_SPEC = """\
@@ -401,5 +426,5 @@ def demo(
         promoted = promote(f"{trained.version.name}@{trained.version.version}", settings=settings)
     out = root / "predictions.csv"
     ref = f"{trained.version.name}@{trained.version.version}"
-    scored = predict_file(ref, root / "data" / "new_applications.csv", out, settings=settings)
+    scored = predict_file(ref, root / "data" / DEMO_NEW_DATA, out, settings=settings)
     return DemoOutcome(root, trained, promoted, scored, out)

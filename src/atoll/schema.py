@@ -151,11 +151,6 @@ class Schema:
         """Columns a caller may send for prediction: everything but the target."""
         return [n for n in self.columns if n != self.target]
 
-    def with_columns(self, names: Sequence[str]) -> Schema:
-        """The same schema restricted to ``names`` (the target is kept)."""
-        keep = set(names) | {self.target}
-        return Schema({n: c for n, c in self.columns.items() if n in keep}, self.target)
-
     def validate(self, data: pd.DataFrame | Sequence[Mapping[str, Any]], mode: Mode) -> Validated:
         """Check ``data`` against every rule; never raises for bad data.
 

@@ -60,7 +60,8 @@ class StoreSpec(_Strict):
 
     @model_validator(mode="after")
     def _no_password(self) -> StoreSpec:
-        _without_password(self.url)
+        if urlsplit(self.url).password:
+            raise ValueError("the URL holds a password: set ATOLL_DB_URL instead")
         return self
 
 

@@ -70,13 +70,13 @@ def test_a_model_with_a_user_step_loads_with_the_projects_trust(
 
 
 def test_registry_commands_survive_a_typo_in_a_training_section(tmp_path: Path) -> None:
-    spec_path = write_demo_project(tmp_path, rows=300)
+    spec_path = write_demo_project(tmp_path, rows=500)
     spec_path.write_text(spec_path.read_text() + "tpyo: 1\n")
     assert api.list_models(settings=api.project_settings(tmp_path)) == []
 
 
 def test_a_bad_store_section_is_still_an_error(tmp_path: Path) -> None:
-    spec_path = write_demo_project(tmp_path, rows=300)
+    spec_path = write_demo_project(tmp_path, rows=500)
     _edit(spec_path, store={"url": "postgresql://u:secret@h/db"})
     with pytest.raises(SpecError, match="store"):
         api.project_settings(tmp_path)
@@ -90,7 +90,7 @@ def test_a_sql_source_named_by_an_environment_variable(tmp_path: Path) -> None:
             credit_risk(1500, seed=7).to_sql("applications", connection, index=False)
     finally:
         engine.dispose()
-    spec_path = write_demo_project(tmp_path / "p", rows=300, gates=EASY_GATES)
+    spec_path = write_demo_project(tmp_path / "p", rows=500, gates=EASY_GATES)
     spec = yaml.safe_load(spec_path.read_text())
     data = {**spec["data"], "sql": {"url_env": "CREDIT_DB", "query": "SELECT * FROM applications"}}
     del data["path"]
@@ -106,7 +106,7 @@ def test_a_sql_source_named_by_an_environment_variable(tmp_path: Path) -> None:
 
 
 def test_a_password_in_a_sql_source_url_is_refused(tmp_path: Path) -> None:
-    spec_path = write_demo_project(tmp_path, rows=300)
+    spec_path = write_demo_project(tmp_path, rows=500)
     spec = yaml.safe_load(spec_path.read_text())
     data = {"sql": {"url": "postgresql://u:hunter2@h/db", "query": "SELECT 1"}}
     _edit(spec_path, data={**data, "time_column": spec["data"]["time_column"]})
@@ -114,3 +114,19 @@ def test_a_password_in_a_sql_source_url_is_refused(tmp_path: Path) -> None:
         api.train(spec_path, settings=Settings.from_env(project_dir=tmp_path, environ={}))
     assert "hunter2" not in str(info.value)
     assert "data.sql" in str(info.value)
+
+
+def test_scratch_left_by_a_killed_run_is_cleaned_after_a_day(tmp_path: Path) -> None:
+    import os
+    import time
+
+    spec_path = write_demo_project(tmp_path, rows=500, gates=EASY_GATES)
+    scratch = tmp_path / ".atoll" / "tmp"
+    old, recent = scratch / "old-run", scratch / "recent-run"
+    for folder in (old, recent):
+        folder.mkdir(parents=True)
+    day_ago = time.time() - api.STALE_SCRATCH_S - 60
+    os.utime(old, (day_ago, day_ago))
+    api.train(spec_path, settings=Settings.from_env(project_dir=tmp_path, environ={}))
+    assert not old.exists()
+    assert recent.exists()

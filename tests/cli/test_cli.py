@@ -66,16 +66,16 @@ def assert_ok(result: Result) -> None:
 
 
 def assert_clean_failure(result: Result, *fragments: str) -> str:
-    """Exit 1 through atoll's error path: one ``error: ...`` line, no exception escaping."""
+    """Exit 1 through atoll's error path: stage lines, then one ``error: ...`` line."""
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert isinstance(result.exception, SystemExit), result.exception
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), result.stderr
+    *stages, last = result.stderr.strip().splitlines()
+    assert all(line[:1] in ("✓", "✗") for line in stages), result.stderr  # progress lines only
+    assert last.startswith("error: "), result.stderr
     assert "Traceback" not in result.output
     for fragment in fragments:
-        assert fragment in lines[0]
-    return lines[0]
+        assert fragment in last
+    return last
 
 
 def json_out(result: Result) -> object:
@@ -180,7 +180,7 @@ def test_malformed_spec_fails_with_its_line_number(tmp_path: Path) -> None:
 
 
 def test_invalid_spec_names_field_and_line(tmp_path: Path) -> None:
-    spec = write_demo_project(tmp_path, rows=200)
+    spec = write_demo_project(tmp_path, rows=500)
     text = spec.read_text().replace("task: binary", "task: binary\nbogus_key: 1")
     spec.write_text(text)
     line = text.splitlines().index("bogus_key: 1") + 1
@@ -192,7 +192,7 @@ def test_invalid_spec_names_field_and_line(tmp_path: Path) -> None:
 
 
 def test_missing_data_file_fails_cleanly(tmp_path: Path) -> None:
-    write_demo_project(tmp_path, rows=200)
+    write_demo_project(tmp_path, rows=500)
     (tmp_path / "data" / "applications.csv").unlink()
     assert_clean_failure(atoll("-C", tmp_path, "train"), "data file not found", "applications.csv")
     assert_clean_failure(
@@ -223,7 +223,7 @@ def test_invalid_model_name_fails_cleanly(tmp_path: Path) -> None:
 
 
 def test_predict_with_unknown_model_fails_cleanly(tmp_path: Path) -> None:
-    write_demo_project(tmp_path, rows=200)
+    write_demo_project(tmp_path, rows=500)
     out = tmp_path / "out.csv"
     result = atoll(
         "-C", tmp_path, "predict", "--model", "nope@production",
@@ -600,3 +600,60 @@ def test_the_spec_store_url_puts_the_registry_in_postgres(
         json_out(atoll("-C", tmp_path, "models", "list", "--json", env={"ATOLL_DB_URL": local}))
         == []
     )
+
+
+def test_file_system_errors_are_clean_failures(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    write_demo_project(root, rows=500, gates=EASY_GATES)
+    assert_ok(atoll("-C", root, "train"))
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a directory")
+    result = atoll(
+        "-C",
+        root,
+        "predict",
+        "--model",
+        f"{NAME}@1",
+        "--input",
+        root / "data" / "new_applications.csv",
+        "--output",
+        blocker / "out.csv",
+    )
+    assert_clean_failure(result, "afile")
+
+
+def test_init_demo_never_overwrites_data_or_takes_too_few_rows(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "applications.csv").write_text("precious\n")
+    assert_clean_failure(atoll("-C", tmp_path, "init", "--demo", "--rows", "600"), "already exists")
+    assert (data / "applications.csv").read_text() == "precious\n"
+    assert_clean_failure(atoll("-C", tmp_path / "q", "init", "--demo", "--rows", "5"), "at least")
+
+
+def test_a_failed_stage_is_marked_and_the_spec_is_checked_before_reading(tmp_path: Path) -> None:
+    spec_path = write_demo_project(tmp_path, rows=500)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["features"].append({"step": "impute", "columns": ["age"], "strategy": "medain"})
+    spec["data"]["path"] = "data/missing.csv"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = atoll("-C", tmp_path, "train")
+    # the step's typo is reported, not the missing file: the spec is checked first
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert "medain" in result.stderr
+    assert "missing.csv" not in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_train_with_spec_registers_in_the_specs_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    spec_path = write_demo_project(project, rows=500, gates=EASY_GATES)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert_ok(atoll("train", "--spec", spec_path))
+    assert (project / ".atoll" / "atoll.db").exists()
+    assert not (elsewhere / ".atoll").exists()

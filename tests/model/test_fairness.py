@@ -143,3 +143,12 @@ def test_counts_as_weights_match_fairlearn_on_raw_rows() -> None:
         assert report["groups"][name]["count"] == rows.sum()
         expected = float(np.mean(y_pred[rows] == y_true[rows]))
         assert report["groups"][name]["accuracy"] == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_a_single_group_with_a_single_outcome_does_not_crash(task: str) -> None:
+    ones = np.zeros(3, dtype=int)
+    report = fairness_report(task, ones, ones, {"s": np.array(["a"] * 3, dtype=object)})
+    group = report["columns"]["s"]["groups"]["a"]
+    assert group["count"] == 3
+    assert group["accuracy"] == 1.0

@@ -124,13 +124,13 @@ def test_a_fairness_metric_that_could_not_be_computed_fails() -> None:
 def test_every_known_name_passes_the_name_check(task: Task) -> None:
     gates = [_gate(m, min=0.0) for m in sorted(TASK_METRICS[task])]
     gates += [_gate(m, column="sex", max=1.0) for m in sorted(FAIRNESS_METRICS[task])]
-    check_gate_names(gates, task, sorted(TASK_METRICS[task]))
+    check_gate_names(gates, task, sorted(TASK_METRICS[task]), ["sex"])
 
 
 def test_unknown_gate_metric_names_are_refused_with_their_field_path() -> None:
     gates = [_gate("roc_auc", min=0.7), _gate("rmse", max=1.0), _gate("roc-auc", min=0.7)]
     with pytest.raises(SpecError) as caught:
-        check_gate_names(gates, Task.BINARY, [])
+        check_gate_names(gates, Task.BINARY, [], ["sex"])
     problems = caught.value.problems
     assert [field for field, _line, _text in problems] == ["gates[1].metric", "gates[2].metric"]
     assert "unknown metric 'rmse' for a binary task" in problems[0][2]
@@ -141,17 +141,17 @@ def test_unknown_gate_metric_names_are_refused_with_their_field_path() -> None:
 def test_a_fairness_gate_without_column_is_refused() -> None:
     gates = [_gate("accuracy", min=0.5), _gate("accuracy_difference", max=0.1)]
     with pytest.raises(SpecError, match=r"gates\[1\]\.column: a fairness gate needs 'column'"):
-        check_gate_names(gates, Task.MULTICLASS, [])
+        check_gate_names(gates, Task.MULTICLASS, [], ["sex"])
 
 
 def test_a_fairness_metric_of_another_task_is_unknown() -> None:
     with pytest.raises(SpecError, match=r"gates\[0\]\.metric: unknown metric 'mae_difference'"):
-        check_gate_names([_gate("mae_difference", column="sex", max=1.0)], Task.BINARY, [])
+        check_gate_names([_gate("mae_difference", column="sex", max=1.0)], Task.BINARY, [], ["sex"])
 
 
 def test_unknown_evaluate_metrics_are_refused_with_their_field_path() -> None:
     with pytest.raises(SpecError) as caught:
-        check_gate_names([], Task.REGRESSION, ["rmse", "roc_auc", "r2", "demographic"])
+        check_gate_names([], Task.REGRESSION, ["rmse", "roc_auc", "r2", "demographic"], [])
     fields = [field for field, _line, _text in caught.value.problems]
     assert fields == ["evaluate.metrics[1]", "evaluate.metrics[3]"]
 
@@ -162,6 +162,7 @@ def test_all_problems_are_reported_together() -> None:
             [_gate("nope", min=0.0), _gate("mae_difference", max=0.1)],
             Task.REGRESSION,
             ["nada"],
+            ["sex"],
         )
     fields = [field for field, _line, _text in caught.value.problems]
     assert fields == ["gates[0].metric", "gates[1].column", "evaluate.metrics[0]"]
@@ -202,3 +203,14 @@ def test_a_result_serialises_to_a_plain_dict() -> None:
         "value": 0.81,
         "passed": False,
     }
+
+
+def test_a_column_on_a_plain_metric_is_refused() -> None:
+    with pytest.raises(SpecError, match=r"gates\[0\]\.column: roc_auc is not a fairness metric"):
+        check_gate_names([_gate("roc_auc", column="sex", min=0.5)], Task.BINARY, [], ["sex"])
+
+
+def test_a_fairness_gate_on_an_unchecked_column_is_refused() -> None:
+    gate = _gate("demographic_parity_difference", column="age", max=0.1)
+    with pytest.raises(SpecError, match=r"gates\[0\]\.column: 'age' is not checked for fairness"):
+        check_gate_names([gate], Task.BINARY, [], ["sex"])

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from atoll.errors import IntegrityError, PackageError
-from atoll.model.package import MANIFEST, package_digest, read_json, verify_package, write_package
+from atoll.model.package import MANIFEST, read_json, verify_package, write_package
 
 
 def _package(tmp_path: Path) -> Path:
@@ -63,9 +63,3 @@ def test_no_manifest_or_wrong_version_is_not_a_package(tmp_path: Path) -> None:
     (tmp_path / MANIFEST).write_text(json.dumps({"format_version": 99, "files": {}}))
     with pytest.raises(PackageError, match="unsupported package format version 99"):
         verify_package(tmp_path)
-
-
-def test_package_digest_is_stable(tmp_path: Path) -> None:
-    manifest = verify_package(_package(tmp_path))
-    assert package_digest(manifest) == package_digest(json.loads(json.dumps(manifest)))
-    assert package_digest(manifest) != package_digest({**manifest, "name": "other"})

@@ -359,6 +359,13 @@ def test_on_invalid_drop_drops_and_reports_invalid_rows(tmp_path: Path) -> None:
     assert rows["train"] + rows["test"] == ROWS - 3
     assert outcome.version.status == "ready"
     assert outcome.version.summary["rows"] == rows
+    validation = outcome.result.manifest["lineage"]["validation"]
+    [violation] = validation["violations"]
+    assert (violation["column"], violation["rule"], violation["rows"]) == (
+        "age",
+        "min",
+        [3, 10, 20],
+    )
 
 
 # --- other tasks ----------------------------------------------------------------------

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,16 +106,13 @@ def test_unreachable_postgres_is_store_unavailable_with_the_password_masked(
     tmp_path: Path,
 ) -> None:
     url = "postgresql://atoll:s3cret-pw@127.0.0.1:1/atoll"
-    started = time.monotonic()
     with pytest.raises(StoreUnavailableError) as info:
         Registry.open(url, tmp_path / "artifacts", retry=QUICK)
-    elapsed = time.monotonic() - started
     message = str(info.value)
     assert "s3cret-pw" not in message
     assert "s3cret-pw" not in repr(info.value.context)
     assert "atoll:***@127.0.0.1:1/atoll" in message
     assert "Traceback" not in message
-    assert elapsed < 30  # bounded by the retry budget, not a speed claim
 
 
 HOLD_LOCK = """
@@ -154,13 +151,12 @@ def test_sqlite_held_locked_is_store_unavailable_after_the_retry_budget(
 ) -> None:
     package = make_package()
     with Registry.open(sqlite_url, tmp_path / "artifacts", retry=QUICK) as registry:
-        with sqlite_locked(sqlite_url, seconds=60):
-            started = time.monotonic()
-            with pytest.raises(StoreUnavailableError, match="database is locked") as info:
-                registry.register(package, "m")
-            elapsed = time.monotonic() - started
+        locked = pytest.raises(StoreUnavailableError, match="database is locked")
+        with sqlite_locked(sqlite_url, seconds=60), locked as info:
+            registry.register(package, "m")
         assert "atoll.db" in str(info.value)
-        assert QUICK.budget_s * 0.5 <= elapsed < QUICK.budget_s + 30  # it retried, then gave up
+        attempts = re.search(r"after (\d+) attempt", str(info.value))
+        assert attempts is not None and int(attempts.group(1)) > 1  # it retried, then gave up
         assert registry.list_models() == []
 
 
@@ -187,3 +183,11 @@ def test_threads_migrating_different_databases_at_once(tmp_path: Path) -> None:
 
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(open_and_list, urls)) == [0] * len(urls)
+
+
+@pytest.mark.postgres
+def test_a_database_that_does_not_exist_is_not_retried(tmp_path: Path, postgres_url: str) -> None:
+    missing = sa.make_url(postgres_url).set(database="atoll_no_such_database")
+    url = missing.render_as_string(hide_password=False)
+    with pytest.raises(StoreUnavailableError, match=r"after 1 attempt\(s\).*does not exist"):
+        Registry.open(url, tmp_path / "artifacts")

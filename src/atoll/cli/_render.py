@@ -67,10 +67,17 @@ class StageReporter:
             self._status.start()
 
     def finished(self, stage: str, seconds: float, note: str) -> None:
+        self._stop_spinner()
+        self._console.print(f"[green]✓[/] {stage:<9} {seconds:7.2f}s  {note}", highlight=False)
+
+    def failed(self, stage: str) -> None:
+        self._stop_spinner()
+        self._console.print(f"[red]✗[/] {stage}", highlight=False)
+
+    def _stop_spinner(self) -> None:
         if self._status is not None:
             self._status.stop()
             self._status = None
-        self._console.print(f"[green]✓[/] {stage:<9} {seconds:7.2f}s  {note}", highlight=False)
 
 
 def fail(message: str) -> None:

@@ -23,10 +23,20 @@ class CliState:
 
     project: Path | None
 
-    def settings(self) -> Settings:
+    def settings(self, spec: Path | None = None) -> Settings:
+        """Settings of the project: ``-C``, else the directory of ``--spec``, else the cwd.
+
+        The same rule as the Python API, so both register in the same place.
+        """
         from atoll.api import project_settings
 
+        if self.project is None and spec is not None:
+            return project_settings(spec if spec.is_dir() else spec.parent)
         return project_settings(self.project)
+
+
+pass_state = click.make_pass_decorator(CliState)
+"""Hands a command the global options."""
 
 
 class AtollFailure(click.ClickException):
@@ -39,13 +49,16 @@ class AtollFailure(click.ClickException):
 
 
 class AtollGroup(click.Group):
-    """Maps every AtollError raised below it to a clean message and exit 1."""
+    """Maps every AtollError (and file-system error) below it to a clean message and exit 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except AtollError as exc:
             raise AtollFailure(str(exc)) from exc
+        except OSError as exc:  # a path that is a file, a directory, unwritable...
+            where = f": {exc.filename}" if exc.filename else ""
+            raise AtollFailure(f"{exc.strerror or exc}{where}") from exc
 
 
 @click.group(cls=AtollGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,12 +7,10 @@ from typing import TYPE_CHECKING
 import click
 
 from atoll.cli._render import emit_json, json_option, table
-from atoll.cli.main import CliState
+from atoll.cli.main import CliState, pass_state
 
 if TYPE_CHECKING:
     from atoll.store.registry import VersionInfo
-
-pass_state = click.make_pass_decorator(CliState)
 
 
 @click.group()
@@ -138,33 +136,44 @@ def _compare_row(metric: str, values: list[float | None]) -> tuple[str, ...]:
 @click.argument("ref")
 @click.option("--alias", default="production", show_default=True, help="Alias to move.")
 @click.option("--force", is_flag=True, help="Promote even a version that failed its gates.")
+@json_option
 @pass_state
-def promote(state: CliState, ref: str, alias: str, force: bool) -> None:
+def promote(state: CliState, ref: str, alias: str, force: bool, as_json: bool) -> None:
     """Point ALIAS at the version REF names (e.g. credit-risk@3)."""
     from atoll import api
 
     version = api.promote(ref, alias, force=force, settings=state.settings())
-    click.echo(f"{version.name}@{alias} -> version {version.version}")
+    _moved(version, alias, as_json)
+
+
+def _moved(version: VersionInfo, alias: str, as_json: bool) -> None:
+    if as_json:
+        emit_json(version)
+    else:
+        click.echo(f"{version.name}@{alias} -> version {version.version}")
 
 
 @models.command()
 @click.argument("name")
 @click.option("--alias", default="production", show_default=True, help="Alias to move back.")
+@json_option
 @pass_state
-def rollback(state: CliState, name: str, alias: str) -> None:
+def rollback(state: CliState, name: str, alias: str, as_json: bool) -> None:
     """Move ALIAS of model NAME back to where it pointed before its last move."""
     from atoll import api
 
-    version = api.rollback(name, alias, settings=state.settings())
-    click.echo(f"{version.name}@{alias} -> version {version.version}")
+    _moved(api.rollback(name, alias, settings=state.settings()), alias, as_json)
 
 
 @models.command()
 @click.argument("ref")
 @click.argument("pairs", nargs=-1)
 @click.option("--remove", "remove", multiple=True, metavar="KEY", help="Remove this tag.")
+@json_option
 @pass_state
-def tag(state: CliState, ref: str, pairs: tuple[str, ...], remove: tuple[str, ...]) -> None:
+def tag(
+    state: CliState, ref: str, pairs: tuple[str, ...], remove: tuple[str, ...], as_json: bool
+) -> None:
     """Set tags KEY=VALUE on the version REF names (or --remove KEY)."""
     from atoll import api
 
@@ -177,7 +186,10 @@ def tag(state: CliState, ref: str, pairs: tuple[str, ...], remove: tuple[str, ..
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="PAIRS")
         tags[key] = value
     version = api.tag(ref, tags, remove=remove, settings=state.settings())
-    click.echo(f"{version.name}@{version.version} tags: {version.tags}")
+    if as_json:
+        emit_json(version)
+    else:
+        click.echo(f"{version.name}@{version.version} tags: {version.tags}")
 
 
 @models.command()

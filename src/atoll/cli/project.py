@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from atoll.cli._render import StageReporter, emit_json, fail, json_option, table
-from atoll.cli.main import CliState
+from atoll.cli.main import CliState, pass_state
 
 if TYPE_CHECKING:
     from atoll.api import TrainOutcome
     from atoll.schema import Mode
 
-pass_state = click.make_pass_decorator(CliState)
 spec_option = click.option(
     "--spec",
     type=click.Path(path_type=Path),
@@ -55,7 +54,7 @@ def validate(
     from atoll import api
 
     mode: Mode = "predict" if for_predict else "train"
-    report = api.validate(data, spec, mode=mode, settings=state.settings())
+    report = api.validate(data, spec, mode=mode, settings=state.settings(spec))
     if as_json:
         emit_json(report.to_dict())
     elif report.ok:
@@ -87,7 +86,7 @@ def train(state: CliState, spec: Path | None, as_json: bool) -> None:
     from atoll import api
 
     outcome = api.train(
-        spec, settings=state.settings(), reporter=None if as_json else StageReporter()
+        spec, settings=state.settings(spec), reporter=None if as_json else StageReporter()
     )
     if as_json:
         emit_json(_outcome_json(outcome))
@@ -115,23 +114,24 @@ def show_outcome(outcome: TrainOutcome) -> None:
     click.echo(f"\nregistered {version.name}@{version.version} ({version.status})")
     table("held-out metrics", ["metric", "value"], sorted(evaluation["metrics"].items()))
     for column, report in evaluation.get("fairness", {}).get("columns", {}).items():
-        summary = {k: v for k, v in report.items() if k != "groups"}
-        groups = [
-            (g, *(m.get(k) for k in ("count", "selection_rate", "tpr", "fpr", "accuracy")))
-            for g, m in report["groups"].items()
-        ]
-        table(
-            f"fairness by {column}: "
-            + ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if isinstance(v, float)),
-            ["group", "count", "selection rate", "TPR", "FPR", "accuracy"],
-            groups,
-        )
+        _fairness_table(column, report)
     if outcome.result.gates:
         table(
             "gates",
             ["gate", "verdict"],
             [(g.describe(), "pass" if g.passed else "FAIL") for g in outcome.result.gates],
         )
+
+
+def _fairness_table(column: str, report: dict[str, Any]) -> None:
+    """Per-group rows with whatever the task measures (rates, accuracy or MAE)."""
+    summary = ", ".join(
+        f"{k} {v:.3f}" for k, v in report.items() if k != "groups" and isinstance(v, float)
+    )
+    groups = report["groups"]
+    measures = list(next(iter(groups.values()), {}))
+    rows = [(group, *(values.get(m) for m in measures)) for group, values in groups.items()]
+    table(f"fairness by {column}: {summary}", ["group", *measures], rows)
 
 
 @click.command()

@@ -139,6 +139,10 @@ def _compressed(
     """
     frame = pd.DataFrame({"group": groups, "true": y_true, "pred": y_pred})
     counts = frame.value_counts(sort=False).reset_index()
+    if len(counts) == 1:
+        # fairlearn cannot take a single row; two halves of it weigh the same.
+        counts = pd.concat([counts, counts], ignore_index=True)
+        counts["count"] = counts["count"] / 2
     return (
         counts["true"].to_numpy(),
         counts["pred"].to_numpy(),

@@ -70,20 +70,36 @@ class GateResult:
         return f"{self.metric}{where} = {shown} (needs {bound})"
 
 
-def check_gate_names(gates: list[Gate], task: Task, metrics: list[str]) -> None:
-    """Refuse unknown metric names in ``gates`` and ``evaluate.metrics`` up front."""
+def check_gate_names(
+    gates: list[Gate], task: Task, metrics: list[str], fairness_columns: list[str]
+) -> None:
+    """Refuse unknown metric names and misplaced columns in ``gates`` and ``evaluate.metrics``."""
     problems: list[tuple[str, int | None, str]] = []
     for index, gate in enumerate(gates):
-        fair = gate.metric in FAIRNESS_METRICS[task]
-        if gate.metric not in TASK_METRICS[task] and not fair:
-            problems.append((f"gates[{index}].metric", None, _unknown(gate.metric, task)))
-        elif fair and gate.column is None:
-            problems.append((f"gates[{index}].column", None, "a fairness gate needs 'column'"))
+        problem = _gate_problem(gate, task, fairness_columns)
+        if problem:
+            problems.append((f"gates[{index}].{problem[0]}", None, problem[1]))
     for index, name in enumerate(metrics):
         if name not in TASK_METRICS[task]:
             problems.append((f"evaluate.metrics[{index}]", None, _unknown(name, task)))
     if problems:
         raise SpecError("invalid metric names", problems=problems)
+
+
+def _gate_problem(gate: Gate, task: Task, fairness_columns: list[str]) -> tuple[str, str] | None:
+    fair = gate.metric in FAIRNESS_METRICS[task]
+    if gate.metric not in TASK_METRICS[task] and not fair:
+        return "metric", _unknown(gate.metric, task)
+    if fair and gate.column is None:
+        return "column", "a fairness gate needs 'column'"
+    if not fair and gate.column is not None:
+        return "column", f"{gate.metric} is not a fairness metric: it takes no column"
+    if fair and gate.column not in fairness_columns:
+        return "column", (
+            f"{gate.column!r} is not checked for fairness "
+            "(mark it sensitive: true, or list it under evaluate.fairness)"
+        )
+    return None
 
 
 def _unknown(name: str, task: Task) -> str:

@@ -13,7 +13,19 @@ from atoll._hashing import sha256_bytes
 if TYPE_CHECKING:
     import pandas as pd
 
-LIBRARIES = ("atoll", "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "xgboost", "skops")
+LIBRARIES = (
+    "atoll",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scipy",
+    "scikit-learn",
+    "lightgbm",
+    "xgboost",
+    "xgboost-cpu",
+    "skops",
+    "fairlearn",
+)
 
 
 def library_versions() -> dict[str, str]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from atoll._hashing import canonical_json, sha256_bytes, sha256_file
+from atoll._hashing import canonical_json, sha256_file
 from atoll.errors import IntegrityError, PackageError
 
 MANIFEST = "MANIFEST.json"
@@ -107,11 +107,6 @@ def read_json(directory: Path, name: str) -> Any:
 def json_bytes(value: Any) -> bytes:
     """Canonical JSON bytes for a package file: stable, so equal content hashes equally."""
     return canonical_json(value)
-
-
-def package_digest(manifest: Mapping[str, Any]) -> str:
-    """A package's identity: the sha256 of its canonical manifest."""
-    return sha256_bytes(canonical_json(manifest))
 
 
 def safe_name(name: object) -> str:

@@ -33,6 +33,7 @@ from atoll.types import Role, Task
 if TYPE_CHECKING:
     import pandas as pd
 
+    from atoll.schema import ValidationReport
     from atoll.spec import Spec
 
 
@@ -57,6 +58,7 @@ class _Prepared:
     y: np.ndarray
     classes: list[Any]
     rows: dict[str, int]
+    validation: dict[str, Any]
 
 
 def train_package(
@@ -74,7 +76,7 @@ def train_package(
     hash); without it the rows themselves are hashed.
     """
     stages = stages or Stages()
-    check_gate_names(spec.gates, spec.task, spec.evaluate.metrics)
+    check_spec(spec)
     prepared = _validate(spec, frame, stages, source)
     train, test = _split(spec, prepared, stages)
     wrangler, estimator = _fit(spec, prepared, train, stages)
@@ -106,6 +108,13 @@ def train_package(
     return TrainResult(out_dir, manifest, evaluation, gates, predictor)
 
 
+def check_spec(spec: Spec) -> None:
+    """Check everything that needs no data (gates, steps, estimator), so typos fail at once."""
+    check_gate_names(spec.gates, spec.task, spec.evaluate.metrics, spec.fairness_columns)
+    Wrangler.from_spec(spec.features, spec.schema.features, list(spec.allow_imports))
+    build_estimator(spec)
+
+
 def _validate(spec: Spec, frame: pd.DataFrame, stages: Stages, source: str) -> _Prepared:
     with stages.stage("validate") as note:
         result = spec.schema.validate(frame, "train")
@@ -119,10 +128,17 @@ def _validate(spec: Spec, frame: pd.DataFrame, stages: Stages, source: str) -> _
             raise DataError(f"no valid rows to train on: all {len(frame):,} rows are invalid")
         y, classes = _encode_target(spec, valid[spec.target])
         rows = {"read": len(frame), "invalid": int(result.invalid_rows.sum()), "used": len(valid)}
-        note.text = f"{rows['used']:,} rows" + (
-            f", {rows['invalid']:,} dropped" if rows["invalid"] else ""
-        )
-    return _Prepared(valid, y, classes, rows)
+        note.text = f"{rows['used']:,} rows" + _dropped(result.report)
+    return _Prepared(valid, y, classes, rows, result.report.to_dict())
+
+
+def _dropped(report: ValidationReport) -> str:
+    """E.g. ``", 12 dropped (age: min 10, income: type 2)"``; empty when nothing was."""
+    if report.ok:
+        return ""
+    rules = ", ".join(f"{v.column}: {v.rule} {v.count}" for v in report.violations[:4])
+    more = ", ..." if len(report.violations) > 4 else ""
+    return f", {report.n_invalid_rows:,} dropped ({rules}{more})"
 
 
 def _encode_target(spec: Spec, target: pd.Series[Any]) -> tuple[np.ndarray, list[Any]]:
@@ -229,6 +245,7 @@ def _lineage(
         "git_commit": git_commit(project_dir) if project_dir else None,
         "libraries": library_versions(),
         "rows": prepared.rows,
+        "validation": prepared.validation,
         "timings": dict(stages.timings),
     }
 

@@ -288,8 +288,18 @@ def _is_transient(error: Exception, engine: Engine) -> bool:
     if engine.dialect.name == "sqlite":
         text = str(error.orig).lower()
         return "locked" in text or "busy" in text
-    # PostgreSQL: refused or dropped connections, serialization failures, deadlocks.
-    return True
+    # PostgreSQL: refused or dropped connections, serialization failures and
+    # deadlocks pass; a wrong password, role or database name never will.
+    text = str(error.orig).lower()
+    return not any(marker in text for marker in _PERMANENT_POSTGRES_ERRORS)
+
+
+_PERMANENT_POSTGRES_ERRORS = (
+    "password authentication failed",
+    "authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+)
 
 
 def _unavailable(
