@@ -116,6 +116,9 @@ class EvaluateSpec(_Strict):
 
     metrics: list[str] = Field(default_factory=list)
     fairness: list[str] | None = Field(None, description="Default: every sensitive column.")
+    positive_class: str | int | bool | None = Field(
+        None, description="Binary tasks: the label that counts as positive (default: the larger)."
+    )
 
 
 class Gate(_Strict):
@@ -218,6 +221,8 @@ def _check_named_columns(spec: Spec) -> None:
         unknown = [n for n in names if n not in spec.columns]
         if unknown:
             raise _FieldProblem(loc, f"unknown columns: {', '.join(unknown)}")
+    if spec.evaluate.positive_class is not None and spec.task is not Task.BINARY:
+        raise _FieldProblem(("evaluate", "positive_class"), "applies to binary tasks only")
     if spec.split.method == "time" and not spec.data.time_column:
         raise _FieldProblem(("split", "method"), "a time split needs data.time_column")
 

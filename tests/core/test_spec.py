@@ -631,3 +631,13 @@ data: {path: d.csv}
 columns: {y: {type: int}}
 model: {estimator: sklearn.linear_model.LogisticRegression}
 """
+
+
+def test_positive_class_is_for_binary_tasks_only() -> None:
+    text = MINIMAL_YAML_FOR_DUPLICATES.replace("task: regression\n", "").replace(
+        "task: binary", "task: multiclass"
+    )
+    with pytest.raises(SpecError) as info:
+        parse_spec(text + "evaluate: {positive_class: 1}\n")
+    assert info.value.problems[0][:1] == ("evaluate.positive_class",)
+    assert parse_spec(text.replace("multiclass", "binary") + "evaluate: {positive_class: 1}\n")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from atoll import api
 from atoll.errors import (
@@ -29,6 +30,7 @@ from tests.conftest import write_demo_project
 ROWS = 1500
 NAME = "credit-risk"
 CSV = Path("data") / "applications.csv"
+DEMO_SPEC = Path(api.__file__).parent / "data" / "demo_spec.yaml"
 PASSING_GATES = [
     {"metric": "roc_auc", "min": 0.55},
     {"metric": "demographic_parity_difference", "column": "sex", "max": 0.5},
@@ -448,3 +450,43 @@ def test_a_regression_task_end_to_end(tmp_path: Path) -> None:
     assert prediction.probabilities is None
     assert prediction.predictions.shape == (20,)
     assert np.isfinite(prediction.predictions.astype(float)).all()
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(defaulted=np.where(frame["defaulted"] == 1, "bad", "good"))
+
+
+def _columns_with_text_target() -> dict[str, Any]:
+    spec = yaml.safe_load(DEMO_SPEC.read_text())
+    columns: dict[str, Any] = spec["columns"]
+    columns["defaulted"] = {"type": "category", "nullable": False}
+    return columns
+
+
+def test_positive_class_sets_which_label_the_binary_metrics_are_about(tmp_path: Path) -> None:
+    spec_path, settings = _project(
+        tmp_path,
+        edit=_labelled,
+        columns=_columns_with_text_target(),
+        evaluate={"positive_class": "bad", "metrics": ["roc_auc"]},
+        gates=[],
+    )
+    outcome = api.train(spec_path, settings=settings)
+    assert outcome.result.manifest["classes"] == ["good", "bad"]
+    # defaults are the minority: predicted "bad" far less than half the time
+    sex = outcome.result.evaluation["fairness"]["columns"]["sex"]["groups"]
+    assert all(group["selection_rate"] < 0.5 for group in sex.values())
+    assert outcome.result.evaluation["metrics"]["roc_auc"] > 0.6
+
+
+def test_an_unknown_positive_class_is_refused(tmp_path: Path) -> None:
+    spec_path, settings = _project(
+        tmp_path,
+        edit=_labelled,
+        columns=_columns_with_text_target(),
+        evaluate={"positive_class": "defaulted"},
+        gates=[],
+    )
+    with pytest.raises(DataError, match=r"positive_class 'defaulted' is not a value"):
+        api.train(spec_path, settings=settings)
+    _assert_nothing_registered(settings)

@@ -155,7 +155,23 @@ def _encode_target(spec: Spec, target: pd.Series[Any]) -> tuple[np.ndarray, list
             f"task is binary but target {spec.target!r} has {len(classes)} classes; "
             "use task: multiclass"
         )
+    if spec.task is Task.BINARY and _positive_first(spec, classes):
+        return (1 - y).astype(np.int64), classes[::-1]
     return y.astype(np.int64), classes
+
+
+def _positive_first(spec: Spec, classes: list[Any]) -> bool:
+    """Whether the configured positive class sorted first (it must be index 1)."""
+    positive = spec.evaluate.positive_class
+    if positive is None:
+        return False
+    matches = [i for i, label in enumerate(classes) if str(label) == str(positive)]
+    if not matches:
+        raise DataError(
+            f"evaluate.positive_class {positive!r} is not a value of target {spec.target!r} "
+            f"(its classes: {classes})"
+        )
+    return matches[0] == 0
 
 
 def _plain(value: Any) -> Any:
