@@ -64,7 +64,17 @@ class Predictor:
             allow_imports: module prefixes trusted for user steps and model types,
                 beyond the built-ins. A package cannot grant this to itself.
         """
-        manifest = verify_package(directory)
+        return cls.from_verified(directory, verify_package(directory), allow_imports)
+
+    @classmethod
+    def from_verified(
+        cls, directory: Path, manifest: dict[str, Any], allow_imports: Sequence[str] = ()
+    ) -> Predictor:
+        """Load a package whose files were just checked against ``manifest``.
+
+        For callers that verified the copy themselves (the registry's fetch),
+        so a load hashes each file once.
+        """
         schema = schema_from_manifest(manifest)
         trusted = list(allow_imports)
         wrangler = Wrangler.from_state(read_json(directory, manifest["wrangler"]), trusted)

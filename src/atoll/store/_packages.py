@@ -11,6 +11,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from atoll._hashing import sha256_file
 from atoll.errors import IntegrityError, PackageError
@@ -61,7 +62,9 @@ def store_source(
     return artifacts.put_bytes(manifest_bytes)
 
 
-def materialise(artifacts: ArtifactStore, manifest_digest: str, cache_root: Path) -> Path:
+def materialise(
+    artifacts: ArtifactStore, manifest_digest: str, cache_root: Path
+) -> tuple[Path, dict[str, Any]]:
     """A verified local copy of a stored package, in ``cache_root/<manifest_digest>/``.
 
     A fresh copy is assembled in a temp folder, each file verified as it is
@@ -77,12 +80,13 @@ def materialise(artifacts: ArtifactStore, manifest_digest: str, cache_root: Path
     final = cache_root / check_digest(manifest_digest)
     if not final.is_dir():
         _assemble(artifacts, manifest_digest, listing, final)
-    verify_copy(final, manifest_digest, listing)
-    return final
+    return final, verify_copy(final, manifest_digest, listing)
 
 
-def verify_copy(directory: Path, manifest_digest: str, listing: dict[str, str]) -> None:
+def verify_copy(directory: Path, manifest_digest: str, listing: dict[str, str]) -> dict[str, Any]:
     """Check a materialised package: the manifest itself, every listed file, nothing else.
+
+    Returns the verified manifest.
 
     Raises:
         IntegrityError: a file is missing, altered, a link, or not listed.
@@ -100,6 +104,7 @@ def verify_copy(directory: Path, manifest_digest: str, listing: dict[str, str]) 
         raise IntegrityError(f"the cached package {directory} is damaged: {exc}") from exc
     if verified["files"] != listing:
         raise IntegrityError(f"the cached package {directory} does not match its manifest")
+    return verified
 
 
 def _assemble(

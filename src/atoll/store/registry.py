@@ -286,8 +286,7 @@ class Registry:
             NotFoundError: the reference does not resolve.
             IntegrityError: a stored blob or a cached file was altered.
         """
-        info = self.get_version(ref)
-        return _packages.materialise(self.artifacts, info.manifest_digest, self.cache_root)
+        return self._fetch(ref)[0]
 
     def load_predictor(self, ref: ModelRef | str, allow_imports: Sequence[str] = ()) -> Predictor:
         """The one load path: resolve, fetch and verify, then open the package.
@@ -295,11 +294,16 @@ class Registry:
         Args:
             ref: ``name``, ``name@alias`` or ``name@3``.
             allow_imports: module prefixes trusted for user steps and model
-                types, passed to ``Predictor.open`` (a package cannot grant them).
+                types (a package cannot grant them).
         """
         from atoll.model.predictor import Predictor
 
-        return Predictor.open(self.fetch_package(ref), allow_imports=allow_imports)
+        directory, manifest = self._fetch(ref)  # verified here: not hashed a second time
+        return Predictor.from_verified(directory, manifest, allow_imports=allow_imports)
+
+    def _fetch(self, ref: ModelRef | str) -> tuple[Path, dict[str, Any]]:
+        info = self.get_version(ref)
+        return _packages.materialise(self.artifacts, info.manifest_digest, self.cache_root)
 
     def _move_alias(
         self,
