@@ -1,18 +1,30 @@
 """The validation engine behind :meth:`atoll.schema.Schema.validate`.
 
-Each column is cast to its canonical layout by a small function per type that
-also returns the positions whose value could not be cast safely; the row
-rules (null, range, category) then run vectorised on the cast column.
+Every input (a frame, records, a mapping of column lists) is first turned into
+one array per column, typed the way pandas would type it, then each column is
+cast to its canonical layout by a small function per type that also returns
+the positions whose value could not be cast safely; the row rules (null,
+range, category) then run vectorised on the cast array. Only numpy runs per
+call: a frame is built from the canonical arrays once, and only if asked for
+(:attr:`atoll.schema.Validated.frame`), because building pandas objects is
+what used to dominate the cost of scoring a few rows.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+import math
+import operator
+import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from atoll.errors import DataError
 from atoll.schema import (
     MAX_EXAMPLE_ROWS,
     Column,
@@ -25,177 +37,421 @@ from atoll.schema import (
 from atoll.types import ColumnType
 
 if TYPE_CHECKING:
-    from atoll.schema import Schema
+    from atoll.schema import Data, Schema
 
-Cast = tuple["pd.Series[Any]", np.ndarray]
+# An input column (``raw`` below) is a numpy array, or a pandas extension array
+# (nullable, zoned...) read with the same pandas dtype tests as always.
+BoolArray = npt.NDArray[np.bool_]
+Cast = tuple[npt.NDArray[Any], BoolArray]
 """A cast column and a boolean mask of the values that could not be cast."""
 
+SMALL = 64
+"""Up to this many rows a plain Python loop beats pandas' per-call overhead."""
 
-def validate_frame(
-    schema: Schema, data: pd.DataFrame | Sequence[Mapping[str, Any]], mode: Mode
-) -> Validated:
-    frame = data if isinstance(data, pd.DataFrame) else _from_records(data)
-    report = ValidationReport(n_rows=len(frame))
-    invalid = np.zeros(len(frame), dtype=bool)
-    report.violations.extend(_column_set_violations(schema, frame, mode))
-    out: dict[str, pd.Series[Any]] = {}
-    for name, column in schema.columns.items():
-        if name not in frame.columns:
-            continue
-        series, bad = _cast(column.type, frame[name].reset_index(drop=True))
-        _flag(report, invalid, "type", name, bad, f"values are not of type {column.type.value}")
-        for rule, mask, text in _row_rules(column, series, bad):
-            _flag(report, invalid, rule, name, mask, text)
-        out[name] = series
-    report.n_invalid_rows = int(invalid.sum())
-    return Validated(
-        frame=pd.DataFrame(out, index=pd.RangeIndex(len(frame))),
-        report=report,
-        invalid_rows=invalid,
+MANY_RECORDS = 10_000
+"""Past this many records, visiting each dict once (pandas, in C) beats one pass per column."""
+
+_NS = np.dtype("datetime64[ns]")
+_NAT = np.datetime64("NaT", "ns")
+
+
+# -- input: one array per column ------------------------------------------------------------
+
+
+class _Input:
+    """The labels of the input's columns, in order, and a way to read one as an array."""
+
+    def __init__(self, labels: list[Any], n_rows: int, read: Callable[[Any], Any]) -> None:
+        self.labels = labels
+        self.n_rows = n_rows
+        self.read = read
+
+
+def _input(data: Data) -> _Input:
+    if isinstance(data, pd.DataFrame):
+        return _frame_input(data)
+    if isinstance(data, Mapping):
+        return _columns_input(data)
+    rows = data if isinstance(data, list) else list(data)
+    records = all(issubclass(kind, Mapping) for kind in set(map(type, rows)))
+    if not records or len(rows) > MANY_RECORDS:  # not records, or pandas' C loop is faster
+        return _frame_input(pd.DataFrame.from_records(rows))
+    return _records_input(rows)
+
+
+def _frame_input(frame: pd.DataFrame) -> _Input:
+    return _Input(list(frame.columns), len(frame), lambda label: _series_values(frame[label]))
+
+
+def _series_values(series: pd.Series[Any]) -> Any:
+    """The column's values without its index: a numpy array, or pandas' extension array."""
+    if isinstance(series.dtype, np.dtype):
+        return series.to_numpy()
+    return series.array
+
+
+def _records_input(rows: list[Any]) -> _Input:
+    """Records as :meth:`pandas.DataFrame.from_records` reads them: a missing key is NaN."""
+    labels = list(dict.fromkeys(itertools.chain.from_iterable(rows)))
+
+    def read(label: Any) -> Any:
+        try:  # every row has the key: picked in C
+            values = list(map(operator.itemgetter(label), rows))
+        except KeyError:
+            values = [row.get(label, math.nan) for row in rows]
+        return _infer(values)
+
+    return _Input(labels, len(rows) if labels else 0, read)  # as pandas: no keys, no rows
+
+
+def _columns_input(columns: Mapping[Any, Any]) -> _Input:
+    """Column lists as :class:`pandas.DataFrame` reads a dict of them; lengths must agree."""
+    lengths = {label: _column_length(label, values) for label, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        first = next(iter(lengths))
+        odd = next(label for label, n in lengths.items() if n != lengths[first])
+        raise DataError(
+            f"the columns have different lengths: {first!r} has {lengths[first]} values, "
+            f"{odd!r} has {lengths[odd]}",
+            column=str(odd),
+        )
+    n_rows = next(iter(lengths.values()), 0)
+    return _Input(list(columns), n_rows, lambda label: _column_values(columns[label]))
+
+
+def _column_length(label: Any, values: Any) -> int:
+    if type(values) is list:
+        return len(values)
+    text = isinstance(values, str | bytes)
+    listed = isinstance(values, Sequence | pd.Series) or (
+        isinstance(values, np.ndarray) and values.ndim == 1
     )
+    if text or not listed:
+        raise DataError(
+            f"column {label!r} must be a list of values, one per row; got {type(values).__name__}",
+            column=str(label),
+        )
+    return len(values)
 
 
-def _from_records(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame.from_records(list(records))
+def _column_values(values: Any) -> Any:
+    """An array keeps its dtype (numpy text becomes Python text), as in a DataFrame."""
+    if isinstance(values, pd.Series):
+        return _series_values(values)
+    if isinstance(values, np.ndarray):
+        return values.astype(object) if values.dtype.kind in "US" else values
+    return _infer(values)
 
 
-def _column_set_violations(schema: Schema, frame: pd.DataFrame, mode: Mode) -> list[Violation]:
+_NONE = frozenset({type(None)})
+_INTS = frozenset({int, np.int8, np.int16, np.int32, np.int64})
+_FLOATS = frozenset({float, np.float16, np.float32, np.float64})
+_NUMBERS = _INTS | _FLOATS
+_BOOLS = frozenset({bool, np.bool_})
+_PLAIN = _NUMBERS | _BOOLS | _NONE | {str}
+
+
+def _infer(values: Sequence[Any] | npt.NDArray[Any]) -> Any:
+    """Values typed as pandas types a list of them, so every input casts the same way.
+
+    Plain Python and numpy scalars (what JSON and CSV give) are typed here
+    without pandas, in the ways that change a cast or speed it up: all
+    booleans, all integers, numbers with nulls (float64). Anything else
+    (dates, decimals, ``pd.NA``, unsigned or huge integers, subclasses...) is
+    rare enough to hand to pandas itself.
+    """
+    kinds = set(map(type, values))
+    if kinds <= _PLAIN:
+        typed = _plain_array(values, kinds)
+        if typed is not None:
+            return typed
+    return _series_values(pd.Series(list(values), dtype=None))
+
+
+def _plain_array(values: Sequence[Any] | npt.NDArray[Any], kinds: set[type]) -> Any:
+    """:func:`_infer` for plain scalars; ``None`` where pandas' answer needs pandas.
+
+    That is only for Python ints outside int64: pandas then picks uint64,
+    float64 or object by rules not worth repeating here.
+    """
+    if kinds and kinds <= _BOOLS:
+        return np.array(values, dtype=bool)
+    if kinds and kinds <= _INTS:
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError:
+            return None
+    if kinds & _NUMBERS and kinds <= _NUMBERS | _NONE:
+        floats = np.array(values, dtype=np.float64)  # None becomes NaN, as in pandas
+        if int in kinds and (np.abs(floats) >= 2.0**63).any() and not _ints_fit(values):
+            return None
+        return floats
+    return _objects(values)
+
+
+def _ints_fit(values: Sequence[Any] | npt.NDArray[Any]) -> bool:
+    """Whether every Python int among ``values`` fits in int64."""
+    ints = [v for v in values if type(v) is int]
+    return min(ints) >= -(2**63) and max(ints) < 2**63
+
+
+def _objects(values: Sequence[Any] | npt.NDArray[Any]) -> npt.NDArray[np.object_]:
+    """A 1-D object array, even when the values are lists themselves."""
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
+# -- the engine -----------------------------------------------------------------------------
+
+
+def validate_frame(schema: Schema, data: Data, mode: Mode) -> Validated:
+    source = _input(data)
+    found = _Findings(source.n_rows)
+    found.report.violations.extend(_column_set_violations(schema, source, mode))
+    present = set(source.labels)
+    out: dict[str, npt.NDArray[Any]] = {}
+    for name, column in schema.columns.items():
+        if name not in present:
+            continue
+        values, bad = _CASTS[column.type](source.read(name))
+        found.flag("type", name, bad, "values are not of type {}", column.type)
+        _row_rules(found, name, column, values, bad)
+        out[name] = values
+    found.report.n_invalid_rows = int(np.count_nonzero(found.invalid))
+    return Validated(out, found.report, found.invalid, source.n_rows)
+
+
+def _column_set_violations(schema: Schema, source: _Input, mode: Mode) -> list[Violation]:
     required = list(schema.columns) if mode == "train" else schema.features
-    present = {str(c) for c in frame.columns}
+    n_rows = source.n_rows
+    present = {str(c) for c in source.labels}
     out = [
-        Violation("missing_column", name, len(frame), [], "required column is missing")
+        Violation("missing_column", name, n_rows, [], "required column is missing")
         for name in required
         if name not in present
     ]
     out += [
-        Violation("unexpected_column", str(name), len(frame), [], "column is not in the schema")
-        for name in frame.columns
+        Violation("unexpected_column", str(name), n_rows, [], "column is not in the schema")
+        for name in source.labels
         if str(name) not in schema.columns
     ]
     return out
 
 
-def _flag(
-    report: ValidationReport,
-    invalid: np.ndarray,
-    rule: str,
-    column: str,
-    mask: np.ndarray,
-    message: str,
-) -> None:
-    count = int(mask.sum())
-    if count == 0:
-        return
-    rows = np.flatnonzero(mask)[:MAX_EXAMPLE_ROWS].tolist()
-    invalid |= mask
-    report.violations.append(Violation(rule, column, count, rows, message))
+class _Findings:
+    """The report being written, and which rows broke a row rule so far."""
+
+    def __init__(self, n_rows: int) -> None:
+        self.report = ValidationReport(n_rows=n_rows)
+        self.invalid = np.zeros(n_rows, dtype=bool)
+
+    def flag(self, rule: str, column: str, mask: BoolArray, message: str, *args: Any) -> None:
+        """Record ``rule`` for the rows in ``mask``, if any (``message`` is formatted with args)."""
+        count = int(np.count_nonzero(mask))  # cheaper than mask.any() for a few rows
+        if count == 0:
+            return
+        rows = np.flatnonzero(mask)[:MAX_EXAMPLE_ROWS].tolist()
+        self.invalid |= mask
+        self.report.violations.append(Violation(rule, column, count, rows, message.format(*args)))
 
 
 def _row_rules(
-    column: Column, series: pd.Series[Any], mistyped: np.ndarray
-) -> list[tuple[str, np.ndarray, str]]:
+    found: _Findings, name: str, column: Column, values: npt.NDArray[Any], mistyped: BoolArray
+) -> None:
     """The row rules; a value already refused for its type is not also called null."""
-    rules: list[tuple[str, np.ndarray, str]] = []
-    null = series.isna().to_numpy()
-    if not column.nullable:
-        rules.append(("null", null & ~mistyped, "null values in a non-nullable column"))
-    if column.type.is_numeric:
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        rules.append(("not_finite", np.isinf(values), "infinite values"))
-        with np.errstate(invalid="ignore"):
-            if column.min is not None:
-                rules.append(("min", values < column.min, f"values below min {column.min:g}"))
-            if column.max is not None:
-                rules.append(("max", values > column.max, f"values above max {column.max:g}"))
-    if column.allowed is not None and column.unknown is UnknownPolicy.ERROR:
-        unknown = ~series.isin(column.allowed).to_numpy() & ~null
-        rules.append(("unknown_category", unknown, "values outside the allowed categories"))
-    return rules
+    null = _nulls(values) if not column.nullable or column.allowed is not None else None
+    if null is not None and not column.nullable:
+        found.flag("null", name, null & ~mistyped, "null values in a non-nullable column")
+    if column.type in _NUMERIC_TYPES:
+        found.flag("not_finite", name, np.isinf(values), "infinite values")
+        # a numpy scalar bound spares numpy converting a Python float on every comparison
+        if column.min is not None:
+            low = np.float64(column.min)
+            found.flag("min", name, values < low, "values below min {:g}", column.min)
+        if column.max is not None:
+            high = np.float64(column.max)
+            found.flag("max", name, values > high, "values above max {:g}", column.max)
+    if null is not None and column.allowed is not None and column.unknown is UnknownPolicy.ERROR:
+        unknown = ~_isin(values, column.allowed) & ~null
+        found.flag("unknown_category", name, unknown, "values outside the allowed categories")
 
 
-def _cast(kind: ColumnType, series: pd.Series[Any]) -> Cast:
-    return _CASTS[kind](series)
+_NUMERIC_TYPES = frozenset(kind for kind in ColumnType if kind.is_numeric)
 
 
-def _is_object_like(series: pd.Series[Any]) -> bool:
-    return series.dtype == object or isinstance(series.dtype, pd.StringDtype)
+def _nulls(values: npt.NDArray[Any]) -> BoolArray:
+    """Nulls of a canonical column: NaN, NaT, or ``None`` (its text columns hold no other)."""
+    if values.dtype.kind == "f":
+        return np.asarray(np.isnan(values), dtype=bool)
+    if values.dtype.kind == "M":
+        return np.asarray(np.isnat(values), dtype=bool)
+    nulls: BoolArray = np.equal(values, cast(Any, None))
+    return nulls
 
 
-def _cast_number(series: pd.Series[Any], integral: bool) -> Cast:
-    if pd.api.types.is_bool_dtype(series.dtype):
-        return series.astype(np.float64), np.zeros(len(series), dtype=bool)
-    if pd.api.types.is_numeric_dtype(series.dtype):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    elif _is_object_like(series):
-        values, bad = _numbers_from_objects(series)
+def _isin(values: npt.NDArray[Any], allowed: list[str]) -> BoolArray:
+    """Membership of each value: a set for a few, pandas' hash table for many."""
+    if len(values) <= SMALL:
+        members = set(allowed)
+        return np.array([v in members for v in values.tolist()], dtype=bool)
+    return pd.Series(values, dtype=object, copy=False).isin(allowed).to_numpy(dtype=bool)
+
+
+# -- casts, one per column type -------------------------------------------------------------
+
+
+def _kind(raw: Any) -> str:
+    """What a column holds, in the terms the casts branch on (pandas' own dtype tests).
+
+    ``b`` bool, ``i`` integer, ``f`` float, ``n`` other numeric, ``O`` Python
+    objects, ``s`` pandas text, ``M`` naive datetime, ``tz`` zoned datetime,
+    ``x`` anything else.
+    """
+    dtype = raw.dtype
+    if isinstance(dtype, np.dtype):
+        return _NUMPY_KINDS.get(dtype.kind, "x")
+    if isinstance(dtype, pd.StringDtype):
+        return "s"
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return "tz"
+    tests = (
+        ("b", pd.api.types.is_bool_dtype),
+        ("i", pd.api.types.is_integer_dtype),
+        ("f", pd.api.types.is_float_dtype),
+        ("n", pd.api.types.is_numeric_dtype),
+        ("M", pd.api.types.is_datetime64_any_dtype),
+    )
+    return next((kind for kind, test in tests if test(dtype)), "x")
+
+
+_NUMPY_KINDS = {"b": "b", "i": "i", "u": "i", "f": "f", "c": "n", "O": "O", "M": "M"}
+_NUMERIC_KINDS = frozenset("ifn")
+
+
+def _floats(raw: Any, kind: str) -> npt.NDArray[np.float64]:
+    """A numeric or boolean column as a new float64 array, NaN for null."""
+    if isinstance(raw, np.ndarray):
+        return raw.astype(np.float64)
+    if kind == "b":
+        return np.array(raw.astype(np.float64), dtype=np.float64)
+    return np.array(raw.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+
+
+def _text_objects(raw: Any) -> npt.NDArray[np.object_]:
+    """Pandas text as Python ``str`` or ``None``: already the canonical text layout."""
+    missing: Any = None  # the stubs do not admit None, pandas does
+    return np.asarray(raw.to_numpy(dtype=object, na_value=missing), dtype=object)
+
+
+def _isna(raw: Any) -> BoolArray:
+    return np.asarray(pd.isna(raw), dtype=bool)
+
+
+def _no(raw: Any) -> BoolArray:
+    return np.zeros(len(raw), dtype=bool)
+
+
+def _cast_number(raw: Any, integral: bool, bools_are_numbers: bool = False) -> Cast:
+    kind = _kind(raw)
+    if kind == "b":  # true/false is not a number, unless the column is a bool column
+        return (_floats(raw, kind), _no(raw)) if bools_are_numbers else _all_bad(raw, np.float64)
+    if kind in _NUMERIC_KINDS:  # integers need no integral check
+        return _check_integral(_floats(raw, kind), _no(raw), integral and kind != "i")
+    if kind in ("O", "s"):
+        objects = raw if kind == "O" else _text_objects(raw)
+        values, bad = _numbers_from_objects(objects, bools_are_numbers)
         return _check_integral(values, bad, integral)
-    else:
-        return _all_bad(series, np.float64)
-    return _check_integral(values, np.zeros(len(values), dtype=bool), integral)
+    return _all_bad(raw, np.float64)
 
 
-def _check_integral(values: np.ndarray, bad: np.ndarray, integral: bool) -> Cast:
-    if integral:
-        with np.errstate(invalid="ignore"):
-            fractional = np.isfinite(values) & (values != np.floor(values))
-        bad = bad | fractional
-        values = np.where(fractional, np.nan, values)
-    return pd.Series(values, dtype=np.float64), bad
+def _check_integral(values: npt.NDArray[np.float64], bad: BoolArray, integral: bool) -> Cast:
+    """Refuse fractional values of an integer column (``values`` is modified in place)."""
+    if integral:  # NaN and infinity compare quietly: no floating-point warning to silence
+        fractional = np.isfinite(values) & (values != np.floor(values))
+        if fractional.any():
+            bad = bad | fractional
+            values[fractional] = np.nan
+    return values, bad
 
 
-def _numbers_from_objects(series: pd.Series[Any]) -> tuple[np.ndarray, np.ndarray]:
-    raw = series.to_numpy(dtype=object)
+def _is_number(value: Any, bools_are_numbers: bool) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return bools_are_numbers
+    return isinstance(value, int | float | np.number)
+
+
+def _numbers_from_objects(raw: npt.NDArray[Any], bools_are_numbers: bool) -> Cast:
     ok = np.fromiter(
-        (
-            v is None
-            or (isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_))
-            for v in raw
-        ),
+        (v is None or _is_number(v, bools_are_numbers) for v in raw.tolist()),
         dtype=bool,
         count=len(raw),
     )
-    null = pd.isna(series).to_numpy()
+    null = _isna(raw)
     values = np.full(len(raw), np.nan)
     good = ok & ~null
     values[good] = raw[good].astype(np.float64)
     return values, ~ok & ~null
 
 
-def _cast_bool(series: pd.Series[Any]) -> Cast:
-    if pd.api.types.is_bool_dtype(series.dtype):
-        return series.astype(np.float64), np.zeros(len(series), dtype=bool)
-    if series.dtype == object:  # true/false mixed with nulls (e.g. JSON records)
-        series = series.map(lambda v: int(v) if isinstance(v, bool | np.bool_) else v)
-    values, bad = _cast_number(series, integral=True)
-    raw = values.to_numpy()
-    with np.errstate(invalid="ignore"):
-        not_binary = ~np.isnan(raw) & (raw != 0) & (raw != 1)
-    return values.where(~not_binary, np.nan), bad | not_binary
+def _cast_bool(raw: Any) -> Cast:
+    """Booleans, or numbers that are 0 or 1 (JSON ``true`` mixed with nulls included)."""
+    if _kind(raw) == "b":
+        return _floats(raw, "b"), _no(raw)
+    values, bad = _cast_number(raw, integral=True, bools_are_numbers=True)
+    not_binary = ~np.isnan(values) & (values != 0) & (values != 1)
+    values[not_binary] = np.nan
+    return values, bad | not_binary
 
 
-def _cast_text(series: pd.Series[Any]) -> Cast:
+def _cast_text(raw: Any) -> Cast:
     """Text passes; integers become their decimal text; anything else is refused."""
-    if isinstance(series.dtype, pd.StringDtype):
-        missing: Any = None  # the stubs do not admit None, pandas does
-        return _as_text(series.to_numpy(dtype=object, na_value=missing)), _none(series)
-    if pd.api.types.is_integer_dtype(series.dtype):
-        text = series.astype(str).to_numpy(dtype=object)
-        text[series.isna().to_numpy()] = None
-        return _as_text(text), _none(series)
-    if pd.api.types.is_float_dtype(series.dtype):
-        numbers, bad = _check_integral(series.to_numpy(dtype=np.float64), _none(series), True)
-        raw: np.ndarray = numbers.to_numpy(dtype=object)
+    kind = _kind(raw)
+    if kind == "s":
+        return _text_objects(raw), _no(raw)
+    if kind == "i":
+        return _int_text(raw), _no(raw)
+    if kind in ("M", "tz") or (isinstance(raw, np.ndarray) and raw.dtype.kind == "m"):
+        return _all_bad(raw, object)  # their object form (Timestamps, integers) is not text
+    bad = _no(raw)
+    if kind == "f":
+        floats = raw if isinstance(raw, np.ndarray) else raw.to_numpy(dtype=np.float64)
+        numbers, bad = _check_integral(np.array(floats, dtype=np.float64), bad, True)
+        objects: npt.NDArray[Any] = numbers.astype(object)
+    elif isinstance(raw, np.ndarray):
+        objects = raw if kind == "O" else raw.astype(object)
     else:
-        raw, bad = series.to_numpy(dtype=object), _none(series)
-    null = pd.isna(raw)
-    text = np.array(
-        [None if n else _text_or_none(v) for v, n in zip(raw, null, strict=True)], dtype=object
-    )
-    return _as_text(text), bad | (pd.isna(text) & ~null)
+        objects = raw.to_numpy(dtype=object)
+    if len(objects) > SMALL and pd.api.types.infer_dtype(objects, skipna=True) == "string":
+        text = objects.copy()  # only text and nulls: nothing to refuse, all vectorised
+        if pd.api.types.infer_dtype(objects, skipna=False) != "string":
+            text[_isna(objects)] = None
+        return text, bad
+    items = objects.tolist()
+    if all(type(v) is str for v in items):  # plain text: nothing to cast or refuse
+        return _objects(items), bad
+    null = [type(v) is not str and _is_null(v) for v in items]
+    texts = [None if n else _text_or_none(v) for v, n in zip(items, null, strict=True)]
+    refused = np.array([t is None for t in texts], dtype=bool) & ~np.array(null, dtype=bool)
+    return _objects(texts), bad | refused
 
 
-def _none(series: pd.Series[Any]) -> np.ndarray:
-    return np.zeros(len(series), dtype=bool)
+def _is_null(value: Any) -> bool:
+    """``pd.isna`` of one value of an object array, plain types first."""
+    if value is None:
+        return True
+    kind = type(value)
+    if kind is float:
+        return bool(value != value)  # NaN
+    if kind in (int, bool):
+        return False
+    return bool(pd.api.types.is_scalar(value) and pd.isna(value))
+
+
+def _int_text(raw: Any) -> npt.NDArray[np.object_]:
+    if isinstance(raw, np.ndarray):
+        return np.fromiter(map(str, raw.tolist()), dtype=object, count=len(raw))
+    text: npt.NDArray[np.object_] = raw.astype(str).to_numpy(dtype=object)
+    text[_isna(raw)] = None
+    return text
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -209,37 +465,117 @@ def _text_or_none(value: Any) -> str | None:
     return None
 
 
-def _as_text(values: np.ndarray) -> pd.Series[Any]:
-    return pd.Series(values, dtype=object)
+def _cast_datetime(raw: Any) -> Cast:
+    kind = _kind(raw)
+    if kind == "tz":
+        utc = raw.tz_convert("UTC").tz_localize(None)
+        return np.array(utc.astype(_NS), dtype=_NS), _no(raw)
+    if kind == "M":
+        return _as_ns(raw), _no(raw)
+    if kind in ("O", "s"):
+        objects = raw if kind == "O" else _text_objects(raw)
+        parsed = _parse_small(objects) if len(objects) <= SMALL else None
+        return parsed if parsed is not None else _parse(objects)
+    return _all_bad(raw, _NS)
 
 
-def _cast_datetime(series: pd.Series[Any]) -> Cast:
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        return series.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]"), (
-            _none(series)
-        )
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        return series.astype("datetime64[ns]"), np.zeros(len(series), dtype=bool)
-    if _is_object_like(series):
-        null = series.isna().to_numpy()
-        number = series.map(lambda v: isinstance(v, int | float | np.number)).to_numpy(bool)
-        # numbers are never parsed (pandas would read them as epochs): they are refused
-        parsed = pd.to_datetime(
-            series.where(~number, None), format="ISO8601", errors="coerce", utc=True
-        )
-        parsed = parsed.dt.tz_localize(None).astype("datetime64[ns]")
-        return parsed, parsed.isna().to_numpy() & ~null
-    return _all_bad(series, "datetime64[ns]")
+def _as_ns(raw: Any) -> npt.NDArray[np.datetime64]:
+    """Nanosecond resolution; pandas raises for dates outside it (numpy would wrap around)."""
+    if isinstance(raw, np.ndarray) and raw.dtype == _NS:
+        return raw.copy()
+    return np.array(pd.Series(raw, copy=False).astype(_NS), dtype=_NS)
 
 
-def _all_bad(series: pd.Series[Any], dtype: Any) -> Cast:
-    null = series.isna().to_numpy()
-    return pd.Series(np.full(len(series), None), dtype=dtype), ~null
+def _parse(raw: npt.NDArray[Any]) -> Cast:
+    """ISO 8601 text, by pandas.
+
+    Numbers are never parsed (pandas would read them as epochs), nor words
+    (pandas reads "today" and "now" as the clock); dates outside
+    ``datetime64[ns]`` are a type error, not an exception.
+    """
+    null = _isna(raw)
+    text = raw.copy()
+    refused = np.fromiter(
+        (isinstance(v, int | float | np.number) or _is_word(v) for v in raw.tolist()),
+        dtype=bool,
+        count=len(raw),
+    )
+    text[refused] = None
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    stamps = _in_ns_range(np.asarray(parsed.tz_localize(None)))
+    return stamps, np.isnat(stamps) & ~null
 
 
-_CASTS: dict[ColumnType, Callable[[pd.Series[Any]], Cast]] = {
-    ColumnType.FLOAT: lambda s: _cast_number(s, integral=False),
-    ColumnType.INT: lambda s: _cast_number(s, integral=True),
+def _is_word(value: Any) -> bool:
+    return isinstance(value, str) and not value.strip()[:1].isdigit()
+
+
+_NS_MIN, _NS_MAX = np.datetime64(pd.Timestamp.min), np.datetime64(pd.Timestamp.max)
+
+
+def _in_ns_range(values: npt.NDArray[np.datetime64]) -> npt.NDArray[np.datetime64]:
+    if values.dtype == _NS:
+        return values
+    outside = (values < _NS_MIN) | (values > _NS_MAX)
+    kept = values.copy()
+    kept[outside] = np.datetime64("NaT")
+    return kept.astype(_NS)
+
+
+_ISO = re.compile(r"(\d{4})-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?Z?)?")
+_YEARS = range(1678, 2262)  # whole years inside datetime64[ns]
+
+
+def _parse_small(raw: npt.NDArray[Any]) -> Cast | None:
+    """:func:`_parse` for a few plain values, without pandas' fixed cost.
+
+    Only the forms both parsers read the same are handled here (a date with an
+    optional time, naive or ``Z``, a year well inside the nanosecond range);
+    anything else returns ``None`` and the column goes to :func:`_parse`.
+    A string Python cannot read is no date (pandas agrees); one it can, numpy
+    reads to the same instant (without the ``Z``: UTC is what naive means here).
+    """
+    texts: list[str] = []
+    bad: list[bool] = []
+    for value in raw.tolist():
+        kind = type(value)
+        if value is None or (kind is float and math.isnan(value)):
+            texts.append("NaT")
+            bad.append(False)
+        elif kind in (int, float, bool):
+            texts.append("NaT")
+            bad.append(True)
+        elif kind is not str or not _is_plain_iso(value):
+            return None
+        else:
+            valid = _is_date(value)
+            texts.append(value.removesuffix("Z") if valid else "NaT")
+            bad.append(not valid)
+    return np.array(texts, dtype="datetime64[us]").astype(_NS), np.array(bad, dtype=bool)
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_plain_iso(text: str) -> bool:
+    match = _ISO.fullmatch(text)
+    return match is not None and int(match.group(1)) in _YEARS
+
+
+def _all_bad(raw: Any, dtype: Any) -> Cast:
+    """Nothing in the column can be cast: every value that is not null is refused."""
+    fill = {np.float64: np.nan, object: None}.get(dtype, _NAT)
+    return np.full(len(raw), fill, dtype=dtype), ~_isna(raw)
+
+
+_CASTS: dict[ColumnType, Callable[[Any], Cast]] = {
+    ColumnType.FLOAT: lambda raw: _cast_number(raw, integral=False),
+    ColumnType.INT: lambda raw: _cast_number(raw, integral=True),
     ColumnType.BOOL: _cast_bool,
     ColumnType.CATEGORY: _cast_text,
     ColumnType.STRING: _cast_text,

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from atoll.model.train import TrainResult
     from atoll.schema import Column, Mode, Schema, ValidationReport
     from atoll.spec import SqlSource
+    from atoll.store.keys import ApiKey
     from atoll.store.registry import AuditEntry, ModelInfo, Registry, VersionInfo
 
 
@@ -335,6 +337,40 @@ def history(name: str | None = None, *, settings: Settings | None = None) -> lis
         return registry.audit_log(name)
 
 
+def create_key(
+    scopes: Sequence[str],
+    models: Sequence[str] = (),
+    *,
+    expires_in: timedelta | None = None,
+    description: str = "",
+    rate_per_s: float | None = None,
+    settings: Settings | None = None,
+) -> tuple[ApiKey, str]:
+    """A new API key and its plaintext, which is shown once and never stored."""
+    from atoll.store.keys import KeyStore
+
+    with open_registry(settings) as registry:
+        store = KeyStore(registry.engine, actor=registry.actor)
+        return store.create(
+            scopes, models, expires_in=expires_in, description=description, rate_per_s=rate_per_s
+        )
+
+
+def list_keys(*, include_revoked: bool = True, settings: Settings | None = None) -> list[ApiKey]:
+    from atoll.store.keys import KeyStore
+
+    with open_registry(settings) as registry:
+        return KeyStore(registry.engine).list(include_revoked=include_revoked)
+
+
+def revoke_key(key_id: str, *, settings: Settings | None = None) -> ApiKey:
+    """Revoke a key; every server stops accepting it within two seconds."""
+    from atoll.store.keys import KeyStore
+
+    with open_registry(settings) as registry:
+        return KeyStore(registry.engine, actor=registry.actor).revoke(key_id)
+
+
 def init_project(
     directory: Path | str, *, demo: bool = False, rows: int = 50_000, seed: int = 0
 ) -> Path:
@@ -428,3 +464,14 @@ def demo(
     ref = f"{trained.version.name}@{trained.version.version}"
     scored = predict_file(ref, root / "data" / DEMO_NEW_DATA, out, settings=settings)
     return DemoOutcome(root, trained, promoted, scored, out)
+
+
+def demo_request_rows(directory: Path | str, n_rows: int = 1) -> list[dict[str, Any]]:
+    """The first rows of the demo's new applications as JSON-ready records (for curl)."""
+    import json
+
+    from atoll.data.sources import read_frame
+
+    frame = read_frame(str(Path(directory) / "data" / DEMO_NEW_DATA)).head(n_rows)
+    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records", date_format="iso"))
+    return records

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 
 Mode = Literal["train", "predict"]
 """``train`` requires every column; ``predict`` requires the features only."""
+
+Data: TypeAlias = "pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]"
+"""What validation reads: a frame, records (one mapping per row), or columns
+(a mapping of column name to an equal-length list of values, as the HTTP codecs
+decode them)."""
 
 MAX_EXAMPLE_ROWS = 5
 
@@ -127,11 +132,32 @@ def _where(violation: Violation) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Validated:
-    """A frame in canonical layout, its report, and which rows broke a row rule."""
+    """The canonical columns, their report, and which rows broke a row rule.
 
-    frame: pd.DataFrame
+    ``columns`` holds one numpy array per schema column present, in schema
+    order; scorers read them directly. :attr:`frame` wraps the same arrays
+    (no copy: change neither in place) in a DataFrame on first use: building
+    one costs more than validating a few rows, so the prediction path never does.
+    """
+
+    columns: dict[str, np.ndarray]
     report: ValidationReport
     invalid_rows: np.ndarray
+    n_rows: int
+    _frame: list[pd.DataFrame] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The canonical columns as a frame on a ``RangeIndex`` (built once, then kept)."""
+        if not self._frame:
+            import pandas as pd
+
+            data = {
+                name: pd.Series(values, dtype=values.dtype, copy=False)
+                for name, values in self.columns.items()
+            }
+            self._frame.append(pd.DataFrame(data, index=pd.RangeIndex(self.n_rows), copy=False))
+        return self._frame[0]
 
 
 @dataclass(frozen=True)
@@ -151,20 +177,32 @@ class Schema:
         """Columns a caller may send for prediction: everything but the target."""
         return [n for n in self.columns if n != self.target]
 
-    def validate(self, data: pd.DataFrame | Sequence[Mapping[str, Any]], mode: Mode) -> Validated:
-        """Check ``data`` against every rule; never raises for bad data.
+    def validate(self, data: Data, mode: Mode) -> Validated:
+        """Check ``data`` against every rule; never raises for bad values.
 
         Args:
-            data: a frame, or records (one mapping per row).
+            data: a frame; records (one mapping per row, a missing key is
+                null); or columns (a mapping of column name to a list or 1-D
+                array of values, all the same length). As in a DataFrame built
+                from them, lists are typed the way pandas types them and arrays
+                keep their dtype, so every form gives the same result.
             mode: ``train`` needs every column; ``predict`` needs the features
                 and refuses the target only if it is not in the schema.
+
+        Raises:
+            DataError: columns of different lengths, or a column that is not
+                a list of values.
         """
         from atoll._validate import validate_frame
 
         return validate_frame(self, data, mode)
 
-    def check(self, data: pd.DataFrame | Sequence[Mapping[str, Any]], mode: Mode) -> pd.DataFrame:
-        """Validate and return the canonical frame, or raise :class:`SchemaError`."""
+    def check(self, data: Data, mode: Mode) -> pd.DataFrame:
+        """Validate and return the canonical frame, or raise :class:`SchemaError`.
+
+        ``data`` is what :meth:`validate` reads; columns of different lengths
+        raise :class:`DataError`.
+        """
         result = self.validate(data, mode)
         if not result.report.ok:
             raise SchemaError(result.report)

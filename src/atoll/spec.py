@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from atoll._hashing import sha256_json
 from atoll.errors import SpecError
 from atoll.schema import Column, Schema
+from atoll.spec_serve import MonitorSpec, ServeSpec
 from atoll.types import MODEL_NAME_PATTERN, Role, Task
 
 SPEC_FILE = "atoll.yaml"
@@ -151,6 +152,8 @@ class Spec(_Strict):
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     gates: list[Gate] = Field(default_factory=list)
     store: StoreSpec | None = None
+    serve: ServeSpec = Field(default_factory=ServeSpec)
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
     allow_imports: list[str] = Field(
         default_factory=list,
         description="Module prefixes beyond the built-in allow-list that estimators and "
@@ -230,18 +233,20 @@ def _check_named_columns(spec: Spec) -> None:
 class ProjectOptions(BaseModel):
     """The spec sections that every command of a project needs, read leniently.
 
-    Registry commands (``models list``, ``rollback``) must keep working while
-    someone edits the training sections, so only these two are validated here.
+    Registry commands (``models list``, ``rollback``) and the server must keep
+    working while someone edits the training sections, so only these are validated here.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     store: StoreSpec | None = None
     allow_imports: list[str] = Field(default_factory=list)
+    serve: ServeSpec = Field(default_factory=ServeSpec)
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
 
 
 def load_project_options(path: Path) -> ProjectOptions:
-    """The ``store`` and ``allow_imports`` sections of a spec file (defaults if absent)."""
+    """The ``store``, ``allow_imports``, ``serve`` and ``monitor`` sections (defaults if absent)."""
     if not path.is_file():
         return ProjectOptions()
     raw, lines = _load_yaml(path.read_text(encoding="utf-8"), str(path))

@@ -35,7 +35,17 @@ CLEAN_ENV: dict[str, str | None] = {
     "COLUMNS": "200",  # wide enough that rich tables do not wrap names
 }
 
-ROOT_COMMANDS = ["init", "validate", "train", "predict", "demo", "schema", "models"]
+ROOT_COMMANDS = [
+    "init",
+    "validate",
+    "train",
+    "predict",
+    "demo",
+    "schema",
+    "models",
+    "serve",
+    "keys",
+]
 MODELS_COMMANDS = ["list", "show", "compare", "promote", "rollback", "tag", "history"]
 
 

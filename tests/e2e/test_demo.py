@@ -20,7 +20,7 @@ def run_demo(directory: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATOLL_")}
     env["ATOLL_ACTOR"] = "e2e"
     return subprocess.run(
-        [str(ATOLL), "demo", "--dir", str(directory), "--rows", "4000"],
+        [str(ATOLL), "demo", "--dir", str(directory), "--rows", "4000", "--no-serve"],
         cwd=cwd,
         env=env,
         capture_output=True,

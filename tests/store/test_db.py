@@ -24,7 +24,16 @@ from atoll.store.db import (
 from atoll.store.registry import Registry
 from atoll.store.tables import metadata
 
-TABLES = {"models", "versions", "aliases", "tags", "audit"}
+TABLES = {
+    "models",
+    "versions",
+    "aliases",
+    "tags",
+    "audit",
+    "api_keys",
+    "prediction_log",
+    "feedback",
+}
 QUICK = Retry(budget_s=0.6, first_delay_s=0.02, max_delay_s=0.1)
 
 
@@ -77,7 +86,7 @@ def test_migrate_is_idempotent(store_url: str) -> None:
         migrate(engine)
         with engine.connect() as conn:
             heads = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
-        assert [tuple(row) for row in heads] == [("0001",)]
+        assert [tuple(row) for row in heads] == [("0002",)]
 
 
 def test_sqlite_foreign_keys_are_enforced(sqlite_url: str) -> None:

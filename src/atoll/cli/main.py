@@ -85,9 +85,9 @@ def cli(ctx: click.Context, project: Path | None) -> None:
 
 
 def _register() -> None:
-    from atoll.cli import models, project, schema
+    from atoll.cli import models, project, schema, serve
 
-    for command in (*project.COMMANDS, schema.schema, models.models):
+    for command in (*project.COMMANDS, schema.schema, models.models, *serve.COMMANDS):
         cli.add_command(command)
 
 

@@ -170,8 +170,15 @@ def predict(state: CliState, ref: str, input_path: Path, output_path: Path) -> N
 )
 @click.option("--rows", default=50_000, show_default=True, help="Rows of generated data.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the generated data.")
-def demo(directory: Path, rows: int, seed: int) -> None:
-    """Generate credit-risk data, train, register, promote and score, end to end."""
+@click.option(
+    "--serve/--no-serve",
+    default=True,
+    show_default=True,
+    help="End by serving the model on 127.0.0.1 (Ctrl-C to stop).",
+)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def demo(directory: Path, rows: int, seed: int, serve: bool, port: int) -> None:
+    """Generate credit-risk data, train, register, promote, score, then serve, end to end."""
     from atoll import api
 
     click.echo(f"atoll demo in {directory}/")
@@ -180,7 +187,33 @@ def demo(directory: Path, rows: int, seed: int) -> None:
     if outcome.promoted is not None:
         click.echo(f"promoted {outcome.promoted.name}@{outcome.promoted.version} to production")
     click.echo(f"scored {outcome.scored_rows:,} new applications -> {outcome.predictions}")
-    click.echo(f"\nnext: atoll -C {directory} models list")
+    if not serve or outcome.promoted is None:
+        click.echo(f"\nnext: atoll -C {directory} models list")
+        return
+    _serve_demo(outcome.project_dir, outcome.promoted.name, port)
+
+
+def _serve_demo(project_dir: Path, name: str, port: int) -> None:
+    """Print a key and a curl command that works, then serve until Ctrl-C."""
+    import json
+    import shlex
+
+    from atoll import api
+    from atoll.app import ServeRequest, serve
+
+    settings = api.project_settings(project_dir)
+    _, key = api.create_key(
+        ["predict", "read"], [name], description="atoll demo", settings=settings
+    )
+    body = json.dumps({"instances": api.demo_request_rows(project_dir)})
+    url = f"http://127.0.0.1:{port}"
+    click.echo(f"\nserving {name}@production on {url} (docs: {url}/docs); Ctrl-C to stop")
+    click.echo(f"API key (shown once): {key}\n")
+    click.echo(
+        f"curl -s {url}/v1/models/{name}/predict -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' -d {shlex.quote(body)}\n"
+    )
+    raise SystemExit(serve(ServeRequest(str(project_dir), (f"{name}@production",), port=port)))
 
 
 COMMANDS = (init, validate, train, predict, demo)

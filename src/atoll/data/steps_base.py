@@ -10,7 +10,13 @@ Steps work column by column: a subclass says which kinds of column it accepts
 (``kinds``), what it learns from one column (:meth:`Step.fit_column`) and what
 one column becomes (:meth:`Step.apply_column`). The base class owns the rest
 (parameter introspection, column checks, state round trips, rebuilding the
-frame), so no built-in step repeats it.
+columns), so no built-in step repeats it.
+
+Between steps, columns travel as a :class:`Table` of numpy arrays, never as a
+DataFrame: for the few rows of an online request, pandas' per-column and
+per-frame overhead would cost far more than the arithmetic. Built-in steps
+read the arrays directly (``array_input``); a user step gets each column as a
+``pandas.Series``, as the contract has always promised.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import math
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, Self, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -28,10 +34,20 @@ import pandas as pd
 
 from atoll.errors import DataError, NotFittedError, PackageError, SpecError
 
+if TYPE_CHECKING:
+    from pandas.api.extensions import ExtensionArray
+
 Kind = Literal["numeric", "categorical", "datetime", "other"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 Columns = dict[str, FloatArray | npt.NDArray[Any]]
+Values: TypeAlias = "npt.NDArray[Any] | ExtensionArray"
+"""One column's values: a numpy array, or a pandas extension array (nullable, zoned...)."""
+ColumnData: TypeAlias = "Values | pd.Series[Any]"
+"""What the helpers below accept: a built-in step's arrays or a user step's Series."""
+
+SMALL = 64
+"""Up to this many rows a plain Python loop beats pandas' per-call overhead."""
 
 UNSEEN = -1
 """Code of a non-null category the step did not learn."""
@@ -39,8 +55,20 @@ NULL = -2
 """Code of a null category value."""
 
 
+_NUMPY_KINDS: dict[str, Kind] = {
+    "b": "numeric",
+    "i": "numeric",
+    "u": "numeric",
+    "f": "numeric",
+    "M": "datetime",
+    "O": "categorical",
+}
+
+
 def column_kind(dtype: Any) -> Kind:
     """What a column of ``dtype`` holds (the canonical layout makes the dtype exact)."""
+    if isinstance(dtype, np.dtype):  # the same answers as below, without pandas' dispatch
+        return _NUMPY_KINDS.get(dtype.kind, "other")
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
@@ -52,17 +80,43 @@ def column_kind(dtype: Any) -> Kind:
     return "other"
 
 
-def float_values(series: pd.Series[Any]) -> FloatArray:
-    """A numeric column as float64, NaN for null, whatever numeric dtype it arrived in."""
-    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+def float_values(series: ColumnData) -> FloatArray:
+    """A numeric column as float64, NaN for null, whatever numeric dtype it arrived in.
+
+    The result may share memory with the input: treat it as read-only.
+    """
+    if isinstance(series, np.ndarray):
+        if series.dtype == np.float64:
+            return cast("FloatArray", series)
+        if series.dtype.kind in "biuf":
+            return np.asarray(series, dtype=np.float64)
+        series = pd.Series(series, copy=False)
+    return np.asarray(series.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
 
-def text_values(series: pd.Series[Any]) -> npt.NDArray[np.object_]:
-    """A categorical column as an object array holding values or ``None``."""
-    return series.to_numpy(dtype=object, na_value=cast(Any, None))
+def text_values(series: ColumnData) -> npt.NDArray[np.object_]:
+    """A categorical column as an object array holding values or ``None``.
+
+    The result may share memory with the input: treat it as read-only.
+    """
+    if isinstance(series, np.ndarray) and series.dtype == object:
+        if _none_is_the_only_null(series):
+            return series
+        series = pd.Series(series, copy=False)
+    elif not isinstance(series, pd.Series):
+        series = pd.Series(series, copy=False)
+    return np.asarray(series.to_numpy(dtype=object, na_value=cast(Any, None)), dtype=object)
 
 
-def finite_values(series: pd.Series[Any], step: str, column: str) -> FloatArray:
+def _none_is_the_only_null(values: npt.NDArray[np.object_]) -> bool:
+    """True when no value is NaN, ``pd.NA``, NaT... (the canonical layout uses ``None``)."""
+    if len(values) <= SMALL:
+        return all(type(v) is str or v is None for v in values.tolist())
+    null = np.asarray(pd.isna(values), dtype=bool)
+    return all(value is None for value in values[null].tolist())
+
+
+def finite_values(series: ColumnData, step: str, column: str) -> FloatArray:
     """The finite values to learn from; a column without any cannot be learned from."""
     values = float_values(series)
     values = values[np.isfinite(values)]
@@ -88,13 +142,20 @@ def frequencies(values: npt.NDArray[Any]) -> list[tuple[Any, int]]:
 def category_codes(values: npt.NDArray[Any], categories: Sequence[Any]) -> IntArray:
     """Position of each value in ``categories``; :data:`UNSEEN` or :data:`NULL` otherwise.
 
-    Rows are factorised (vectorised), then only the distinct values are looked
-    up in a dict: that is faster than any pandas lookup for one row (online
-    scoring) and for many, and unlike ``pd.Categorical(values, categories=...)``
-    it is not deprecated for values outside the categories.
+    ``values`` come from :func:`text_values`, so ``None`` is the only null. A
+    few rows are looked up one by one in a dict; many are factorised first
+    (vectorised) and only the distinct values looked up. Both are faster than
+    any pandas lookup, and unlike ``pd.Categorical(values, categories=...)``
+    neither is deprecated for values outside the categories.
     """
-    codes, uniques = pd.factorize(values)
     positions = {value: index for index, value in enumerate(categories)}
+    if len(values) <= SMALL:
+        return np.fromiter(
+            (NULL if v is None else positions.get(v, UNSEEN) for v in values.tolist()),
+            dtype=np.intp,
+            count=len(values),
+        )
+    codes, uniques = pd.factorize(values)
     found = np.fromiter(
         (positions.get(value, UNSEEN) for value in uniques), dtype=np.intp, count=len(uniques)
     )
@@ -145,34 +206,139 @@ def check_string_list(step: str, param: str, value: Any, *, allow_empty: bool = 
         raise param_error(step, param, f"repeats {', '.join(map(repr, repeated))}")
 
 
-def replace_columns(frame: pd.DataFrame, replaced: Mapping[str, Columns]) -> pd.DataFrame:
-    """A new frame where each key of ``replaced`` gives way, in place, to its new columns."""
-    if all(list(new) == [old] for old, new in replaced.items()):
-        out = frame.copy(deep=False)  # copy-on-write: the caller's frame is never touched
-        for old, new in replaced.items():
-            out[old] = _series(new[old], frame.index)
-        return out
-    data: dict[str, Any] = {}
-    for name in frame.columns:
-        for new_name, values in replaced.get(name, {name: frame[name]}).items():
-            if new_name in data or (new_name != name and new_name in frame.columns):
-                raise DataError(f"output column {new_name!r} already exists", column=new_name)
-            data[new_name] = _series(values, frame.index)
-    # copy=False keeps one block per column: consolidating would copy every column, on
-    # every step, and copy-on-write already protects the caller's frame.
-    return pd.DataFrame(data, index=frame.index, copy=False)
+class Table:
+    """Named columns as arrays, in order, all of ``n_rows``: what steps hand each other.
 
-
-def _series(values: npt.NDArray[Any] | pd.Series[Any], index: pd.Index) -> pd.Series[Any]:
-    """An array as a column on ``index``, keeping its dtype.
-
-    Pandas would otherwise turn an object array of strings into its ``str`` dtype,
-    breaking the canonical layout; sharing the frame's own index object means
-    no alignment happens, even when the index has duplicates.
+    ``index`` is only kept to label a frame built from the table (and the
+    Series a user step receives); the arrays themselves are positional.
     """
-    if isinstance(values, pd.Series):
+
+    __slots__ = ("_index", "_source", "columns", "n_rows")
+
+    def __init__(self, columns: dict[Any, Any], n_rows: int, index: pd.Index | None = None) -> None:
+        self.columns = columns
+        self.n_rows = n_rows
+        self._index = index
+        self._source: pd.DataFrame | None = None
+
+    @classmethod
+    def of(
+        cls, data: pd.DataFrame | Mapping[Any, Any] | Table, names: Sequence[Any] | None = None
+    ) -> Table:
+        """A frame's columns (no copy), or a mapping of equal-length arrays, as a table.
+
+        Args:
+            data: the columns.
+            names: only these columns, in this order (every one must be present).
+        """
+        if isinstance(data, Table):
+            return data if names is None else data.select(names)
+        labels = list(data.columns if isinstance(data, pd.DataFrame) else data)
+        chosen = labels if names is None else names
+        if isinstance(data, pd.DataFrame):
+            frame_columns = {label: column_values(data[label]) for label in chosen}
+            table = cls(frame_columns, len(data), data.index)
+            table._source = data
+            return table
+        columns = {name: _array(data[name]) for name in chosen}
+        lengths = {len(values) for values in columns.values()}
+        if len(lengths) > 1:
+            raise DataError(f"the columns have different lengths: {sorted(lengths)}")
+        return cls(columns, lengths.pop() if lengths else 0)
+
+    @property
+    def index(self) -> pd.Index:
+        """The labels of the rows: the source frame's, else positions (made once)."""
+        if self._index is None:
+            self._index = pd.RangeIndex(self.n_rows)
+        return self._index
+
+    def select(self, names: Sequence[Any]) -> Table:
+        """Only ``names``, in that order."""
+        return Table({name: self.columns[name] for name in names}, self.n_rows, self._index)
+
+    def replace(self, replaced: Mapping[Any, Columns]) -> Table:
+        """A new table where each key of ``replaced`` gives way, in place, to its new columns."""
+        if all(list(new) == [old] for old, new in replaced.items()):
+            columns = dict(self.columns)
+            for old, new in replaced.items():
+                columns[old] = self._checked(old, new[old])
+            return Table(columns, self.n_rows, self._index)
+        data: dict[Any, Any] = {}
+        for name, current in self.columns.items():
+            if name not in replaced:  # a clash with it is caught when the clashing column comes
+                data[name] = current
+                continue
+            for new_name, values in replaced[name].items():
+                if new_name in data or (new_name != name and new_name in self.columns):
+                    raise DataError(f"output column {new_name!r} already exists", column=new_name)
+                data[new_name] = self._checked(new_name, values)
+        return Table(data, self.n_rows, self._index)
+
+    def _checked(self, name: Any, values: Any) -> Any:
+        """A step's output column as an array (a Series is read by position) of the right length."""
+        if type(values) is not np.ndarray:
+            values = column_values(values) if isinstance(values, pd.Series) else _array(values)
+        if len(values) != self.n_rows:
+            raise DataError(
+                f"output column {name!r} has {len(values)} values for {self.n_rows} rows",
+                column=str(name),
+            )
         return values
-    return pd.Series(values, index=index, dtype=values.dtype, copy=False)
+
+    def series(self, values: Values) -> pd.Series[Any]:
+        """One column as a Series on this table's index, keeping its dtype.
+
+        Pandas would otherwise turn an object array of strings into its ``str``
+        dtype, breaking the canonical layout; sharing the table's own index
+        object means no alignment happens, even when the index has duplicates.
+        """
+        return pd.Series(values, index=self.index, dtype=values.dtype, copy=False)
+
+    def frame(self, inputs: Table | None = None) -> pd.DataFrame:
+        """The table as a new frame, which writes to it never reach ``inputs``.
+
+        A column passed through unchanged from a frame is that frame's own
+        column (pandas copies it on write); from anywhere else it is copied.
+        ``copy=False`` keeps one block per column: consolidating would copy every column.
+        """
+        origin = {id(values): label for label, values in inputs.columns.items()} if inputs else {}
+        source = inputs._source if inputs else None
+        data: dict[Any, pd.Series[Any]] = {}
+        for name, values in self.columns.items():
+            label = origin.get(id(values), _NOWHERE)
+            if label is not _NOWHERE and source is not None:
+                data[name] = source[label]
+            else:
+                data[name] = self.series(_owned(values, label is not _NOWHERE))
+        return pd.DataFrame(data, index=self.index, copy=False)
+
+
+def column_values(series: pd.Series[Any]) -> Values:
+    """A Series' values without its index: a numpy array, or its extension array."""
+    if isinstance(series.dtype, np.dtype):
+        return series.to_numpy()
+    values: Values = series.array
+    return values
+
+
+def _array(values: Any) -> Values:
+    """A mapping's column as an array: a Series by position, a list of text as objects."""
+    if isinstance(values, pd.Series):
+        return column_values(values)
+    if hasattr(values, "dtype"):
+        return cast("Values", values)
+    array = np.asarray(values)
+    return array.astype(object) if array.dtype.kind in "US" else array
+
+
+_NOWHERE = object()
+"""Marks a column that is not one of the input's."""
+
+
+def _owned(values: Any, shared: bool) -> Any:
+    writeable = not isinstance(values, np.ndarray) or values.flags.writeable
+    return values.copy() if shared or not writeable else values
 
 
 class Step(ABC):
@@ -191,7 +357,19 @@ class Step(ABC):
     name: ClassVar[str]
     kinds: ClassVar[frozenset[Kind]] = frozenset({"numeric"})
     state_keys: ClassVar[tuple[str, ...]] = ()
+    array_input: ClassVar[bool] = False
+    """Whether :meth:`fit_column` and :meth:`apply_column` take arrays instead of Series.
+
+    Built-in steps do, to skip building a Series per column. A subclass that
+    overrides either method without setting this in its own body gets Series.
+    """
     kinds_: dict[str, Kind]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        overrides = {"fit_column", "apply_column"} & set(vars(cls))
+        if overrides and "array_input" not in vars(cls):
+            cls.array_input = False
 
     def __init__(self, columns: list[str]) -> None:
         self.columns = columns
@@ -211,33 +389,52 @@ class Step(ABC):
         """Raise :class:`SpecError` naming the first invalid parameter."""
         check_string_list(self.name, "columns", self.columns)
 
-    def fit(self, frame: pd.DataFrame) -> Self:
+    def fit(self, frame: pd.DataFrame | Table) -> Self:
         """Validate the parameters, then learn each column's state from ``frame``."""
         self.check_params()
-        series = {column: self._checked_column(frame, column, None) for column in self.columns}
-        learned = {column: self.fit_column(column, values) for column, values in series.items()}
+        table = Table.of(frame)
+        values = {column: self._checked_column(table, column, None) for column in self.columns}
+        learned = {
+            column: self.fit_column(column, self._column_arg(table, found))
+            for column, found in values.items()
+        }
         # Only now, with every column learned, does the step count as fitted.
         for key in self.state_keys:
             setattr(self, f"{key}_", {column: learned[column][key] for column in self.columns})
-        self.kinds_ = {column: column_kind(values.dtype) for column, values in series.items()}
+        self.kinds_ = {column: column_kind(found.dtype) for column, found in values.items()}
         return self
 
     def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
         """A new frame with this step's columns transformed; ``frame`` is not modified."""
+        table = Table.of(frame)
+        return self.apply_table(table).frame(inputs=table)
+
+    def apply_table(self, table: Table) -> Table:
+        """:meth:`apply` between steps: arrays in, arrays out, no frame built."""
         self._check_fitted()
         replaced = {}
         for column in self.columns:
-            series = self._checked_column(frame, column, self.kinds_[column])
-            replaced[column] = self.apply_column(column, series)
-        return replace_columns(frame, replaced)
+            values = self._checked_column(table, column, self.kinds_[column])
+            replaced[column] = self.apply_column(column, self._column_arg(table, values))
+        return table.replace(replaced)
+
+    def _column_arg(self, table: Table, values: Values) -> Any:
+        """What :meth:`fit_column` and :meth:`apply_column` receive for one column."""
+        return values if self.array_input else table.series(values)
 
     def fit_column(self, column: str, series: pd.Series[Any]) -> dict[str, Any]:
-        """What to remember about one column: one value per name in ``state_keys``."""
+        """What to remember about one column: one value per name in ``state_keys``.
+
+        ``series`` is the column as a Series, or as an array when ``array_input``.
+        """
         return {}
 
     @abstractmethod
     def apply_column(self, column: str, series: pd.Series[Any]) -> Columns:
-        """The columns that replace ``column``, as arrays named by :meth:`column_outputs`."""
+        """The columns that replace ``column``, as arrays named by :meth:`column_outputs`.
+
+        ``series`` is the column as a Series, or as an array when ``array_input``.
+        """
 
     def column_outputs(self, column: str) -> list[str]:
         """Names of the columns that replace ``column`` (itself, unless overridden)."""
@@ -274,18 +471,16 @@ class Step(ABC):
         if not hasattr(self, "kinds_"):
             raise NotFittedError(f"step {self.name!r} is not fitted: call fit() first")
 
-    def _checked_column(
-        self, frame: pd.DataFrame, column: str, expected: str | None
-    ) -> pd.Series[Any]:
+    def _checked_column(self, table: Table, column: str, expected: str | None) -> Values:
         """The column, if present and of an accepted kind (the same as at fit time)."""
-        if column not in frame.columns:
+        if column not in table.columns:
             raise DataError(f"{self.name}: column {column!r} is missing", column=column)
-        series = frame[column]
-        kind = column_kind(series.dtype)
+        values: Values = table.columns[column]
+        kind = column_kind(values.dtype)
         if kind not in self.kinds or expected not in (None, kind):
             wanted = expected or " or ".join(sorted(self.kinds))
             raise DataError(
                 f"{self.name}: column {column!r} is {kind}; this step needs {wanted}",
                 column=column,
             )
-        return series
+        return values

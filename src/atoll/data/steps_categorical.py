@@ -12,11 +12,11 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from atoll.data.steps_base import (
     NULL,
     UNSEEN,
+    ColumnData,
     Columns,
     FloatArray,
     Kind,
@@ -40,7 +40,7 @@ class _CategoryStep(Step):
     state_keys: ClassVar[tuple[str, ...]] = ("categories",)
     categories_: dict[str, list[Any]]
 
-    def codes(self, column: str, series: pd.Series[Any]) -> Any:
+    def codes(self, column: str, series: ColumnData) -> Any:
         """Each row's position among the learned categories, or UNSEEN / NULL."""
         return category_codes(text_values(series), self.categories_[column])
 
@@ -57,6 +57,7 @@ class OneHot(_CategoryStep):
     """
 
     name: ClassVar[str] = "onehot"
+    array_input: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -78,7 +79,7 @@ class OneHot(_CategoryStep):
             text = f"must be a positive number; got {least!r}"
             raise param_error(self.name, "min_frequency", text)
 
-    def fit_column(self, column: str, series: pd.Series[Any]) -> dict[str, Any]:
+    def fit_column(self, column: str, series: ColumnData) -> dict[str, Any]:
         least = self.min_frequency or 0
         threshold = math.ceil(least * len(series)) if least < 1 else least
         kept = [value for value, count in frequencies(text_values(series)) if count >= threshold]
@@ -88,15 +89,17 @@ class OneHot(_CategoryStep):
         buckets = [*self.categories_[column], UNKNOWN_BUCKET, MISSING_BUCKET]
         return [f"{column}={value}" for value in buckets]
 
-    def apply_column(self, column: str, series: pd.Series[Any]) -> Columns:
+    def apply_column(self, column: str, series: ColumnData) -> Columns:
         codes = self.codes(column, series)
         known = len(self.categories_[column])
-        codes[codes == UNSEEN] = known
-        codes[codes == NULL] = known + 1
-        # Fortran order: each output column is one contiguous slice, no copy per column.
-        hot = np.zeros((len(codes), known + 2), dtype=np.float64, order="F")
-        hot[np.arange(len(codes)), codes] = 1.0
-        return {name: hot[:, j] for j, name in enumerate(self.column_outputs(column))}
+        # codes index this from the end too: UNSEEN (-1) finds the unknown bucket, NULL (-2)
+        # the missing one; a learned category finds itself.
+        buckets = np.arange(known + 2)
+        buckets[[UNSEEN, NULL]] = (known, known + 1)
+        # One row per output column: each is one contiguous array, no copy per column.
+        hot = np.zeros((known + 2, len(codes)), dtype=np.float64)
+        hot[buckets[codes], np.arange(len(codes))] = 1.0
+        return dict(zip(self.column_outputs(column), hot, strict=True))
 
 
 class Ordinal(_CategoryStep):
@@ -108,6 +111,7 @@ class Ordinal(_CategoryStep):
     """
 
     name: ClassVar[str] = "ordinal"
+    array_input: ClassVar[bool] = True
 
     def __init__(
         self, columns: list[str], order: list[str] | dict[str, list[str]] | None = None
@@ -126,13 +130,13 @@ class Ordinal(_CategoryStep):
         elif self.order is not None:
             check_string_list(self.name, "order", self.order)
 
-    def fit_column(self, column: str, series: pd.Series[Any]) -> dict[str, Any]:
+    def fit_column(self, column: str, series: ColumnData) -> dict[str, Any]:
         order = self.order.get(column) if isinstance(self.order, dict) else self.order
         if order is not None:
             return {"categories": list(order)}
         return {"categories": [value for value, _ in frequencies(text_values(series))]}
 
-    def apply_column(self, column: str, series: pd.Series[Any]) -> Columns:
+    def apply_column(self, column: str, series: ColumnData) -> Columns:
         codes: FloatArray = self.codes(column, series).astype(np.float64)
         codes[codes == NULL] = np.nan
         return {column: codes}

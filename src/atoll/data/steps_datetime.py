@@ -13,7 +13,15 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from atoll.data.steps_base import Columns, FloatArray, Kind, Step, check_string_list, param_error
+from atoll.data.steps_base import (
+    ColumnData,
+    Columns,
+    FloatArray,
+    Kind,
+    Step,
+    check_string_list,
+    param_error,
+)
 
 Stamps = npt.NDArray[np.datetime64]
 
@@ -44,6 +52,7 @@ class DatetimeParts(Step):
     """
 
     name: ClassVar[str] = "datetime_parts"
+    array_input: ClassVar[bool] = True
     kinds: ClassVar[frozenset[Kind]] = frozenset({"datetime"})
 
     def __init__(self, columns: list[str], parts: list[str] | None = None) -> None:
@@ -68,18 +77,21 @@ class DatetimeParts(Step):
     def column_outputs(self, column: str) -> list[str]:
         return [f"{column}.{part}" for part in self.chosen_parts]
 
-    def apply_column(self, column: str, series: pd.Series[Any]) -> Columns:
+    def apply_column(self, column: str, series: ColumnData) -> Columns:
         stamps = _stamps(series)
         missing = np.isnat(stamps)
         values = (_part(stamps, missing, part) for part in self.chosen_parts)
         return dict(zip(self.column_outputs(column), values, strict=True))
 
 
-def _stamps(series: pd.Series[Any]) -> Stamps:
+def _stamps(series: ColumnData) -> Stamps:
     """The column as naive datetime64 in its own unit (wall-clock time if it has a zone)."""
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        series = series.dt.tz_localize(None)
-    return np.asarray(series.to_numpy(), dtype=np.datetime64)
+    if isinstance(series, np.ndarray):
+        return np.asarray(series, dtype=np.datetime64)
+    column = pd.Series(series, copy=False)
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        column = column.dt.tz_localize(None)
+    return np.asarray(column.to_numpy(), dtype=np.datetime64)
 
 
 def _part(stamps: Stamps, missing: npt.NDArray[np.bool_], part: str) -> FloatArray:

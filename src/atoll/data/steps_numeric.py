@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from atoll.data.steps_base import (
+    ColumnData,
     Columns,
     FloatArray,
     Kind,
@@ -40,6 +41,7 @@ class Impute(Step):
     """
 
     name: ClassVar[str] = "impute"
+    array_input: ClassVar[bool] = True
     kinds: ClassVar[frozenset[Kind]] = frozenset({"numeric", "categorical"})
     state_keys: ClassVar[tuple[str, ...]] = ("fill",)
     fill_: dict[str, Any]
@@ -59,7 +61,7 @@ class Impute(Step):
             text = f"must be a number or a string; got {self.value!r}"
             raise param_error(self.name, "value", text)
 
-    def fit_column(self, column: str, series: pd.Series[Any]) -> dict[str, Any]:
+    def fit_column(self, column: str, series: ColumnData) -> dict[str, Any]:
         numeric = column_kind(series.dtype) == "numeric"
         if self.strategy == "constant":
             return {"fill": self._constant(column, numeric)}
@@ -67,13 +69,13 @@ class Impute(Step):
             return {"fill": self._most_frequent(column, series, numeric)}
         return {"fill": self._statistic(column, series, numeric)}
 
-    def _most_frequent(self, column: str, series: pd.Series[Any], numeric: bool) -> Any:
+    def _most_frequent(self, column: str, series: ColumnData, numeric: bool) -> Any:
         counted = frequencies(float_values(series) if numeric else text_values(series))
         if not counted:
             raise nothing_to_learn(self.name, column)
         return counted[0][0]
 
-    def _statistic(self, column: str, series: pd.Series[Any], numeric: bool) -> float:
+    def _statistic(self, column: str, series: ColumnData, numeric: bool) -> float:
         if not numeric:
             raise DataError(
                 f"{self.name}: strategy {self.strategy!r} needs a numeric column; "
@@ -89,7 +91,7 @@ class Impute(Step):
             raise param_error(self.name, "value", f"must be {wanted} to fill column {column!r}")
         return float(self.value) if numeric else str(self.value)
 
-    def apply_column(self, column: str, series: pd.Series[Any]) -> Columns:
+    def apply_column(self, column: str, series: ColumnData) -> Columns:
         fill = self.fill_[column]
         if self.kinds_[column] == "numeric":
             values = float_values(series)
@@ -112,6 +114,7 @@ class Scale(Step):
     """
 
     name: ClassVar[str] = "scale"
+    array_input: ClassVar[bool] = True
     state_keys: ClassVar[tuple[str, ...]] = ("center", "spread")
     center_: dict[str, float]
     spread_: dict[str, float]
@@ -125,7 +128,7 @@ class Scale(Step):
         super().check_params()
         check_choice(self.name, "method", self.method, self.METHODS)
 
-    def fit_column(self, column: str, series: pd.Series[Any]) -> dict[str, Any]:
+    def fit_column(self, column: str, series: ColumnData) -> dict[str, Any]:
         values = finite_values(series, self.name, column)
         if self.method == "standard":
             center, spread = float(np.mean(values)), float(np.std(values))
@@ -136,7 +139,7 @@ class Scale(Step):
             spread = high - low
         return {"center": center, "spread": spread if spread > 0 else 1.0}
 
-    def apply_column(self, column: str, series: pd.Series[Any]) -> Columns:
+    def apply_column(self, column: str, series: ColumnData) -> Columns:
         values = float_values(series)
         return {column: (values - self.center_[column]) / self.spread_[column]}
 
@@ -148,6 +151,7 @@ class Clip(Step):
     """
 
     name: ClassVar[str] = "clip"
+    array_input: ClassVar[bool] = True
     state_keys: ClassVar[tuple[str, ...]] = ("lower", "upper")
     lower_: dict[str, float | None]
     upper_: dict[str, float | None]
@@ -187,7 +191,7 @@ class Clip(Step):
         if quantile is not None and not (is_number(quantile) and 0 <= quantile <= 1):
             raise param_error(self.name, f"{side}_quantile", f"must be in [0, 1]; got {quantile!r}")
 
-    def fit_column(self, column: str, series: pd.Series[Any]) -> dict[str, Any]:
+    def fit_column(self, column: str, series: ColumnData) -> dict[str, Any]:
         quantiles = [self.lower_quantile, self.upper_quantile]
         learned: list[float | None] = [None, None]
         if any(q is not None for q in quantiles):
@@ -197,7 +201,7 @@ class Clip(Step):
         upper = float(self.upper) if self.upper is not None else learned[1]
         return {"lower": lower, "upper": upper}
 
-    def apply_column(self, column: str, series: pd.Series[Any]) -> Columns:
+    def apply_column(self, column: str, series: ColumnData) -> Columns:
         lower, upper = self.lower_[column], self.upper_[column]
         low = -np.inf if lower is None else lower
         high = np.inf if upper is None else upper
@@ -215,8 +219,9 @@ class Log1p(Step):
     """
 
     name: ClassVar[str] = "log1p"
+    array_input: ClassVar[bool] = True
 
-    def apply_column(self, column: str, series: pd.Series[Any]) -> Columns:
+    def apply_column(self, column: str, series: ColumnData) -> Columns:
         return {column: np.log1p(np.maximum(float_values(series), 0.0))}
 
 
@@ -231,6 +236,7 @@ class Bucketize(Step):
     """
 
     name: ClassVar[str] = "bucketize"
+    array_input: ClassVar[bool] = True
     state_keys: ClassVar[tuple[str, ...]] = ("edges",)
     edges_: dict[str, list[float]]
     STRATEGIES: ClassVar[tuple[str, ...]] = ("quantile", "uniform")
@@ -259,7 +265,7 @@ class Bucketize(Step):
             if any(b <= a for a, b in itertools.pairwise(edges)):
                 raise param_error(self.name, "edges", "must be strictly increasing")
 
-    def fit_column(self, column: str, series: pd.Series[Any]) -> dict[str, Any]:
+    def fit_column(self, column: str, series: ColumnData) -> dict[str, Any]:
         if self.edges is not None:
             return {"edges": [float(e) for e in self.edges]}
         values = finite_values(series, self.name, column)
@@ -271,7 +277,7 @@ class Bucketize(Step):
             edges = np.unique(low + inner * (high - low)) if high > low else np.empty(0)
         return {"edges": [float(e) for e in edges]}
 
-    def apply_column(self, column: str, series: pd.Series[Any]) -> Columns:
+    def apply_column(self, column: str, series: ColumnData) -> Columns:
         values = float_values(series)
         edges = np.asarray(self.edges_[column], dtype=np.float64)
         buckets: FloatArray = np.searchsorted(edges, values, side="left").astype(np.float64)

@@ -5,21 +5,28 @@ package as JSON and read back by every scorer (batch or HTTP), so training
 and serving run literally the same steps on the same learned state. It owns
 the rules at the two ends of the pipeline: only the feature columns go in, in
 spec order, and only float64 columns come out, in the order fixed at fit time.
+
+Inside, the columns travel between steps as a :class:`~atoll.data.steps_base.Table`
+of numpy arrays; a DataFrame is built only when :meth:`Wrangler.apply` is asked
+for one, and :meth:`Wrangler.matrix` (what scorers call) never builds one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from atoll.data.steps import Step, resolve_step, step_reference
-from atoll.data.steps_base import column_kind, float_values, replace_columns, to_json
+from atoll.data.steps_base import SMALL, Table, column_kind, float_values, to_json
 from atoll.errors import DataError, NotFittedError, PackageError, SpecError
 from atoll.spec import StepSpec
+
+Data: TypeAlias = "pd.DataFrame | Mapping[str, Any]"
+"""A frame, or canonical columns by name (:attr:`atoll.schema.Validated.columns`)."""
 
 FORMAT = 1
 """Version of the JSON layout written by :meth:`Wrangler.to_state`."""
@@ -63,37 +70,55 @@ class Wrangler:
         ]
         return cls(built, features)
 
-    def fit(self, frame: pd.DataFrame) -> Wrangler:
+    def fit(self, frame: Data) -> Wrangler:
         """Fit each step on the previous one's output; every column left must be numeric."""
-        current = _feature_frame(frame, self.features)
+        current = _feature_table(frame, self.features)
         for step in self.steps:
-            current = step.fit(current).apply(current)
-        self.feature_names_ = [str(name) for name in _as_floats(current, fitting=True).columns]
+            current = step.fit(current).apply_table(current)
+        self.feature_names_ = [str(name) for name in _as_floats(current, fitting=True)]
         return self
 
-    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def apply(self, frame: Data) -> pd.DataFrame:
         """The float64 features of ``frame``'s rows, columns in ``feature_names_`` order."""
+        self._check_fitted()
+        table = _feature_table(frame, self.features)
+        out = self._floats(table)
+        return Table(out, table.n_rows, table.index).frame(inputs=table)
+
+    def matrix(self, frame: Data) -> npt.NDArray[np.float64]:
+        """:meth:`apply` as the C-contiguous float64 2-D array estimators want.
+
+        Built straight from the steps' arrays: no DataFrame in between.
+        """
+        self._check_fitted()
+        table = _feature_table(frame, self.features)
+        columns = list(self._floats(table).values())
+        if not columns or table.n_rows > SMALL:  # one strided copy per column
+            matrix = np.empty((table.n_rows, len(columns)), dtype=np.float64)
+            for j, values in enumerate(columns):
+                matrix[:, j] = values
+            return matrix
+        # for a few rows, two whole-array copies in C beat a Python loop over the columns
+        return np.ascontiguousarray(np.array(columns, dtype=np.float64).T)
+
+    def _check_fitted(self) -> None:
         if not hasattr(self, "feature_names_"):
             raise NotFittedError("the wrangler is not fitted: call fit() first")
-        current = _feature_frame(frame, self.features)
+
+    def _floats(self, table: Table) -> dict[str, npt.NDArray[np.float64]]:
         for step in self.steps:
-            current = step.apply(current)
-        out = _as_floats(current, fitting=False)
-        if list(out.columns) != self.feature_names_:
+            table = step.apply_table(table)
+        out = _as_floats(table, fitting=False)
+        if list(out) != self.feature_names_:
             raise DataError(
-                f"the steps produced columns {list(out.columns)}, "
+                f"the steps produced columns {list(out)}, "
                 f"but were fitted to produce {self.feature_names_}"
             )
         return out
 
-    def matrix(self, frame: pd.DataFrame) -> npt.NDArray[np.float64]:
-        """:meth:`apply` as the C-contiguous float64 2-D array estimators want."""
-        return np.ascontiguousarray(self.apply(frame).to_numpy(dtype=np.float64))
-
     def to_state(self) -> dict[str, Any]:
         """Everything needed to rebuild this fitted wrangler, as plain JSON."""
-        if not hasattr(self, "feature_names_"):
-            raise NotFittedError("the wrangler is not fitted: call fit() first")
+        self._check_fitted()
         return {
             "format": FORMAT,
             "features": list(self.features),
@@ -174,30 +199,30 @@ def _step_from_state(index: int, entry: dict[str, Any], allow_imports: list[str]
     return kind.from_state({"columns": list(entry["columns"]), **entry["params"]}, entry["state"])
 
 
-def _feature_frame(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+def _feature_table(frame: Data, features: list[str]) -> Table:
     """Only the feature columns, in spec order; extra columns are ignored."""
-    missing = [name for name in features if name not in frame.columns]
+    present = frame.columns if isinstance(frame, pd.DataFrame) else frame
+    missing = [name for name in features if name not in present]
     if missing:
         raise DataError(f"missing feature columns: {', '.join(missing)}", column=missing[0])
-    return frame[features]
+    return Table.of(frame, features)
 
 
-def _as_floats(frame: pd.DataFrame, *, fitting: bool) -> pd.DataFrame:
+def _as_floats(table: Table, *, fitting: bool) -> dict[str, npt.NDArray[np.float64]]:
     """Every column as float64, or an error naming the first column that is not numeric."""
-    dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
-    for name, dtype in dtypes.items():
-        kind = column_kind(dtype)
-        if kind == "numeric":
-            continue
-        if fitting:
-            raise _spec_error(
-                "features",
-                f"column {name!r} is still {kind} after the last step: {_ENCODE_HINT[kind]}",
-            )
-        raise DataError(f"column {name!r} is {kind}, but was numeric at fit time", column=name)
-    converted = {
-        name: {name: float_values(frame[name])}
-        for name, dtype in dtypes.items()
-        if dtype != np.float64
-    }
-    return replace_columns(frame, converted) if converted else frame
+    out = {}
+    for name, values in table.columns.items():
+        if values.dtype != np.float64:
+            kind = column_kind(values.dtype)
+            if kind != "numeric":
+                raise _not_numeric(name, kind, fitting)
+            values = float_values(values)
+        out[name] = values
+    return out
+
+
+def _not_numeric(name: str, kind: str, fitting: bool) -> SpecError | DataError:
+    if fitting:
+        text = f"column {name!r} is still {kind} after the last step: {_ENCODE_HINT[kind]}"
+        return _spec_error("features", text)
+    return DataError(f"column {name!r} is {kind}, but was numeric at fit time", column=name)

@@ -17,7 +17,7 @@ from atoll.data.wrangler import Wrangler
 from atoll.errors import SchemaError
 from atoll.model import formats
 from atoll.model.package import read_json, verify_package
-from atoll.schema import Column, Schema
+from atoll.schema import Column, Data, Schema
 from atoll.types import Task
 
 if TYPE_CHECKING:
@@ -87,15 +87,26 @@ class Predictor:
     def name(self) -> str:
         return str(self.manifest.get("name", ""))
 
-    def predict(self, data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> Prediction:
-        """Validate ``data`` against the schema, then predict; raises SchemaError on bad rows."""
+    def predict(self, data: Data) -> Prediction:
+        """Validate ``data`` against the schema, then predict; raises SchemaError on bad rows.
+
+        Args:
+            data: a frame, records (one mapping per row), or columns (a mapping
+                of column name to an equal-length list of values, as the HTTP
+                codecs decode a request; columns of different lengths raise
+                :class:`~atoll.errors.DataError`).
+        """
         result = self.schema.validate(data, "predict")
         if not result.report.ok:
             raise SchemaError(result.report)
-        return self.predict_valid(result.frame)
+        return self.predict_valid(result.columns)
 
-    def predict_valid(self, frame: pd.DataFrame) -> Prediction:
-        """Predict on a frame that already passed validation (canonical layout)."""
+    def predict_valid(self, frame: pd.DataFrame | Mapping[str, np.ndarray]) -> Prediction:
+        """Predict on data that already passed validation (canonical layout).
+
+        ``frame`` may be :attr:`~atoll.schema.Validated.columns`, which skips
+        building a DataFrame: for a few rows that is most of the cost.
+        """
         scores = self.scorer.scores(self.wrangler.matrix(frame))
         if not self.task.is_classification:
             return Prediction(scores, None, [])

@@ -160,7 +160,7 @@ class LocalArtifacts:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp.chmod(0o444)
         tmp.replace(final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return digest
 
 
@@ -181,7 +181,7 @@ def _flush(handle: IO[bytes]) -> None:
     os.fsync(handle.fileno())
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Persist a rename: on POSIX the directory entry needs its own fsync."""
     if os.name != "posix":
         return

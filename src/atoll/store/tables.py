@@ -116,3 +116,51 @@ audit = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Index(None, "model", "id"),
 )
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # The public half of a key (shown in lists and logs); the secret is never stored,
+    # only sha256(salt + secret).
+    sa.Column("key_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("salt", sa.String(32), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("models", sa.JSON, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("rate_per_s", sa.Double, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("created_by", sa.String(128), nullable=False),
+)
+
+prediction_log = sa.Table(
+    "prediction_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # UNIQUE makes every insert idempotent: spill-file replays never duplicate a record.
+    sa.Column("prediction_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("outputs", sa.Text, nullable=False),
+    sa.Column("latency_ms", sa.Double, nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Index(None, "model", "created_at"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # No foreign key: feedback may arrive before its prediction's log record is flushed.
+    sa.Column("prediction_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=True),
+)

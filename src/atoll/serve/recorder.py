@@ -1,0 +1,139 @@
+"""Turns answered requests into prediction-log records: ids, PII redaction, sampling.
+
+Each row gets a prediction id that feedback can name later. Ids are a random
+per-request prefix plus the row number, so a 1,000-row request costs one
+random draw, not a thousand. PII columns (``pii: true`` in the schema) never
+reach the log in clear: they are replaced by a keyed hash (HMAC-SHA256 with
+``ATOLL_PII_PEPPER``) so equal values can still be counted, or dropped when
+no pepper is set or the spec says ``pii: drop``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from atoll.model.predictor import Prediction
+from atoll.schema import Schema
+from atoll.spec_serve import LogSpec
+from atoll.store.predlog import LogRecord, PredictionLog
+
+PII_PEPPER_VARIABLE = "ATOLL_PII_PEPPER"
+
+
+def prediction_ids(n_rows: int) -> list[str]:
+    """``n_rows`` unique 36-character ids sharing one random prefix."""
+    prefix = uuid.uuid4().hex[:28]
+    return [f"{prefix}{row:08x}" for row in range(n_rows)]
+
+
+@dataclass(frozen=True)
+class Answered:
+    """One answered request, as the log needs it."""
+
+    model: str
+    version: int
+    role: str
+    schema: Schema
+    columns: dict[str, list[Any]]
+    prediction: Prediction
+    ids: Sequence[str]
+    request_id: str
+    latency_ms: float
+    key_id: str | None
+
+
+class Recorder:
+    """Builds log records for one server and hands them to the log writer."""
+
+    def __init__(self, log: PredictionLog | None, spec: LogSpec, pepper: str | None) -> None:
+        self._log = log if spec.enabled else None
+        self._spec = spec
+        self._pepper = pepper.encode() if pepper and spec.pii == "hash" else None
+        # Records are built and encoded off the event loop: a 1,000-row request
+        # would otherwise hold every other request for the time it takes.
+        self._prep = ThreadPoolExecutor(1, "atoll-log-prep")
+
+    def close(self) -> None:
+        """Hand every record still being built to the log (before the log closes)."""
+        self._prep.shutdown(wait=True)
+
+    @property
+    def strict(self) -> bool:
+        return self._log is not None and self._spec.durability == "strict"
+
+    def sampled(self) -> bool:
+        """Whether this request is logged (the spec's ``sample`` share of requests)."""
+        if self._log is None:
+            return False
+        rate = self._spec.sample
+        return rate >= 1.0 or random.random() < rate
+
+    def record(self, answered: Answered) -> Future[None] | None:
+        """Queue one record per row; the future resolves once they are durable."""
+        log = self._log
+        if log is None:
+            return None
+        durable: Future[None] = Future()
+
+        def build_and_submit() -> None:
+            try:
+                _chain(log.submit(self._records(answered)), durable)
+            except BaseException as error:  # a record the log refuses: the caller learns it
+                durable.set_exception(error)
+
+        self._prep.submit(build_and_submit)
+        return durable
+
+    def _records(self, answered: Answered) -> list[LogRecord]:
+        inputs = self._redacted(answered.schema, answered.columns)
+        outputs = answered.prediction.to_records()
+        now = datetime.now(UTC)
+        names = list(inputs)
+        return [
+            LogRecord(
+                prediction_id=prediction_id,
+                request_id=answered.request_id,
+                created_at=now,
+                model=answered.model,
+                version=answered.version,
+                role=answered.role,
+                inputs={name: inputs[name][row] for name in names},
+                outputs=outputs[row],
+                latency_ms=answered.latency_ms,
+                key_id=answered.key_id,
+            )
+            for row, prediction_id in enumerate(answered.ids)
+        ]
+
+    def _redacted(self, schema: Schema, columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for name, values in columns.items():
+            column = schema.columns.get(name)
+            if column is None or not column.pii:
+                out[name] = values
+            elif self._pepper is not None:
+                out[name] = [None if v is None else self._hash(v) for v in values]
+        return out
+
+    def _hash(self, value: Any) -> str:
+        assert self._pepper is not None
+        return hmac.new(self._pepper, str(value).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _chain(source: Future[None], target: Future[None]) -> None:
+    def copy(done: Future[None]) -> None:
+        error = done.exception()
+        if error is None:
+            target.set_result(None)
+        else:
+            target.set_exception(error)
+
+    source.add_done_callback(copy)

@@ -1,0 +1,80 @@
+"""What every route of one worker shares, held on ``app.state.atoll``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+from atoll.spec_serve import ServeSpec
+
+if TYPE_CHECKING:
+    from atoll.store.keys import ApiKey
+    from atoll.store.predlog import PredictionLog
+
+    from .auth import Authenticator
+    from .codecs import Decoded
+    from .metrics import Metrics
+    from .models import ModelSet
+    from .service import Answer, PredictService
+
+
+@dataclass
+class ServerState:
+    spec: ServeSpec
+    models: ModelSet
+    service: PredictService
+    auth: Authenticator
+    metrics: Metrics
+    log: PredictionLog | None
+    strict_log: bool = False
+    draining: bool = False
+
+    def start_draining(self) -> None:
+        self.draining = True
+
+    def not_ready(self) -> list[str]:
+        """Why this worker should not get traffic now (empty when it should)."""
+        reasons = []
+        if self.draining:
+            reasons.append("draining")
+        if not self.models.slots:
+            reasons.append("no_models_loaded")
+        if self.log is not None and self.strict_log and self.log.stats.spilling:
+            reasons.append("prediction_log_unavailable")
+        return reasons
+
+    def degraded(self) -> list[str]:
+        if self.log is not None and self.log.stats.spilling:
+            return ["prediction_log_spilling"]
+        return []
+
+
+def server(request: Request) -> ServerState:
+    state: ServerState = request.app.state.atoll
+    return state
+
+
+def authorize(request: Request, scope: str, model: str | None = None) -> ApiKey | None:
+    """The caller's key, if it may use ``scope`` on ``model``; raises 401/403/429 otherwise."""
+    return server(request).auth.authorize_request(request, scope, model)
+
+
+async def predict_rows(
+    request: Request, name: str, decoded: Decoded, key: ApiKey | None, version: int | None = None
+) -> Answer:
+    """Predict the decoded rows with model ``name``: what every protocol's route does."""
+    return await server(request).service.predict(
+        name,
+        decoded.columns,
+        decoded.n_rows,
+        version=version,
+        key_id=key.key_id if key else None,
+        request_id=request_id(request),
+    )
+
+
+def request_id(request: Request) -> str:
+    value = request.scope.get("state", {}).get("request_id")
+    return str(value) if value else ""

@@ -1,0 +1,204 @@
+"""The prediction log's and feedback's rows and SQL, shared by the writer thread and readers.
+
+Records are checked and turned into insert-ready rows (inputs and outputs as
+JSON text) when they are submitted, on the caller's thread: a record the
+database would refuse never reaches the queue or a spill file, where it would
+block every replay after it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from atoll.store.db import run_transaction
+from atoll.store.tables import feedback, prediction_log, utcnow
+from atoll.types import check_model_name
+
+ROLES = ("primary", "canary", "shadow")
+"""Which version answered: the one served, a canary taking some traffic, or a silent shadow."""
+
+Row = dict[str, Any]
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One logged prediction: a row's validated inputs and the model's outputs for it."""
+
+    prediction_id: str
+    request_id: str
+    created_at: datetime
+    model: str
+    version: int
+    role: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    latency_ms: float
+    key_id: str | None
+
+
+def to_row(record: LogRecord) -> Row:
+    """The insert-ready row of a record.
+
+    Raises:
+        ValueError: a field the table would refuse (too long, naive datetime,
+            unknown role, non-finite latency, inputs or outputs that are not JSON).
+    """
+    _text(record.prediction_id, "prediction_id", 36)
+    _text(record.request_id, "request_id", 64, empty_ok=True)
+    if record.key_id is not None:
+        _text(record.key_id, "key_id", 32)
+    check_model_name(record.model)
+    if not isinstance(record.created_at, datetime) or record.created_at.tzinfo is None:
+        raise ValueError("a log record's created_at must be a timezone-aware datetime")
+    if isinstance(record.version, bool) or not isinstance(record.version, int):
+        raise ValueError(f"a log record's version must be an integer, not {record.version!r}")
+    if record.role not in ROLES:
+        raise ValueError(f"unknown log record role {record.role!r}: use one of {list(ROLES)}")
+    latency = float(record.latency_ms)
+    if not math.isfinite(latency):
+        raise ValueError(f"a log record's latency_ms must be finite, not {latency}")
+    return {
+        "prediction_id": record.prediction_id,
+        "request_id": record.request_id,
+        "created_at": record.created_at,
+        "model": record.model,
+        "version": record.version,
+        "role": record.role,
+        "inputs": dumps_json(record.inputs, "inputs"),
+        "outputs": dumps_json(record.outputs, "outputs"),
+        "latency_ms": latency,
+        "key_id": record.key_id,
+    }
+
+
+def to_record(row: Mapping[str, Any]) -> LogRecord:
+    """The record of a stored row (or a spill-file line)."""
+    created = row["created_at"]
+    return LogRecord(
+        prediction_id=row["prediction_id"],
+        request_id=row["request_id"],
+        created_at=datetime.fromisoformat(created) if isinstance(created, str) else created,
+        model=row["model"],
+        version=int(row["version"]),
+        role=row["role"],
+        inputs=orjson.loads(row["inputs"]),
+        outputs=orjson.loads(row["outputs"]),
+        latency_ms=float(row["latency_ms"]),
+        key_id=row["key_id"],
+    )
+
+
+def dumps_json(value: Any, what: str) -> str:
+    """Compact JSON text (NaN and infinities become null; numpy values are allowed)."""
+    try:
+        return orjson.dumps(value, default=_isoformat, option=_JSON_OPTIONS).decode("utf-8")
+    except TypeError as error:  # orjson.JSONEncodeError is a TypeError
+        raise ValueError(f"the {what} of a log record are not JSON-serialisable: {error}") from None
+
+
+def _isoformat(value: Any) -> str:
+    """Date-like values orjson leaves alone (pandas Timestamps, subclasses) as ISO text."""
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return str(isoformat())
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def insert_rows(conn: Connection, rows: Sequence[Row], *, relaxed: bool) -> None:
+    """Insert log rows, ignoring ones already stored: replays never duplicate.
+
+    ``relaxed`` lets PostgreSQL acknowledge the commit before its WAL is flushed
+    (batched durability already accepts losing the last moments on a crash).
+    """
+    if not rows:
+        return
+    if relaxed and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+    insert = _insert(conn, prediction_log).on_conflict_do_nothing(index_elements=["prediction_id"])
+    conn.execute(insert, list(rows))
+
+
+def record_feedback(engine: Engine, items: Sequence[tuple[str, Any]], key_id: str | None) -> int:
+    """Store ground-truth labels by prediction id; returns how many distinct ids were stored.
+
+    A prediction id the log does not hold (yet) is fine: the log may not have
+    been flushed. Feedback for an id already labelled replaces the label; when
+    one call names an id twice, the last label wins.
+
+    Raises:
+        ValueError: a prediction id or key id that is too long, or a label that is not JSON.
+    """
+    if key_id is not None:
+        _text(key_id, "key_id", 32)
+    labels: dict[str, str] = {}
+    for prediction_id, label in items:
+        _text(prediction_id, "prediction_id", 36)
+        labels[prediction_id] = dumps_json(label, "label")
+    if not labels:
+        return 0
+    now = utcnow()
+    rows = [
+        {"prediction_id": pid, "label": label, "received_at": now, "key_id": key_id}
+        for pid, label in labels.items()
+    ]
+
+    def work(conn: Connection) -> None:
+        insert = _insert(conn, feedback)
+        upsert = insert.on_conflict_do_update(
+            index_elements=["prediction_id"],
+            set_={
+                "label": insert.excluded.label,
+                "received_at": insert.excluded.received_at,
+                "key_id": insert.excluded.key_id,
+            },
+        )
+        conn.execute(upsert, rows)
+
+    run_transaction(engine, work)
+    return len(rows)
+
+
+def read_log(engine: Engine, *, model: str | None = None, limit: int = 1000) -> list[LogRecord]:
+    """The newest ``limit`` log records (of one model, or of all), newest first."""
+    query = sa.select(prediction_log).order_by(prediction_log.c.id.desc()).limit(max(0, limit))
+    if model is not None:
+        query = query.where(prediction_log.c.model == check_model_name(model))
+
+    def work(conn: Connection) -> list[LogRecord]:
+        return [to_record(dict(row._mapping)) for row in conn.execute(query)]
+
+    return run_transaction(engine, work, read_only=True)
+
+
+def count_log(engine: Engine, model: str | None = None) -> int:
+    """How many records the log holds (of one model, or of all)."""
+    query = sa.select(sa.func.count()).select_from(prediction_log)
+    if model is not None:
+        query = query.where(prediction_log.c.model == check_model_name(model))
+    return int(
+        run_transaction(engine, lambda conn: conn.execute(query).scalar_one(), read_only=True)
+    )
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which knows ``ON CONFLICT``."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _text(value: Any, what: str, max_length: int, *, empty_ok: bool = False) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, not {type(value).__name__}")
+    if len(value) > max_length or (not value and not empty_ok) or "\x00" in value:
+        raise ValueError(f"{what} {value[:80]!r} must be 1-{max_length} characters without NUL")

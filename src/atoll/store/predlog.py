@@ -1,0 +1,321 @@
+"""The prediction log: every prediction written to the store off the request path.
+
+Requests hand records to :meth:`PredictionLog.submit`, which only queues them;
+one writer thread groups whatever is queued into one transaction (group
+commit). Memory stays bounded: when the queue is full, records go straight to
+a spill file instead. When the database fails, batches go to the spill file
+too, and the writer retries every second; once the database answers, it
+replays every spill file in the folder (other processes' leftovers included).
+A record is durable once committed or fsynced to a spill file; it is never
+dropped without an error logged and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, InvalidStateError
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy.engine import Connection, Engine
+
+from atoll.store import _spill
+from atoll.store._logsql import (
+    ROLES,
+    LogRecord,
+    Row,
+    count_log,
+    insert_rows,
+    read_log,
+    record_feedback,
+    to_row,
+)
+from atoll.store.db import Retry, run_transaction
+
+logger = logging.getLogger("atoll.predlog")
+
+Durability = Literal["batched", "strict"]
+_WRITE_RETRY = Retry(budget_s=1.0, first_delay_s=0.05, max_delay_s=0.25)
+"""Wait out a brief lock; past that a batch spills rather than holding up the queue."""
+
+
+@dataclass(frozen=True)
+class LogStats:
+    """Counts since start, in records.
+
+    Attributes:
+        written: committed by the writer.
+        spilled: appended to a spill file (database down, or queue full).
+        replayed: read back from spill files and committed.
+        pending: waiting in the queue now.
+        spilling: the database is failing and new batches go to the spill file.
+        failed: neither committed nor spilled (the spill file failed too); logged as errors.
+    """
+
+    written: int
+    spilled: int
+    replayed: int
+    pending: int
+    spilling: bool
+    failed: int = 0
+
+
+@dataclass
+class _Entry:
+    rows: list[Row]
+    future: Future[None]
+    at: float = field(default_factory=time.monotonic)
+
+
+class PredictionLog:
+    """Writes records off the request path: a background thread, bounded memory, spill file."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        spill_dir: Path,
+        *,
+        durability: Durability = "batched",
+        flush_interval_s: float = 0.2,
+        max_batch: int = 500,
+        queue_size: int = 10_000,
+        retry_interval_s: float = 1.0,
+    ) -> None:
+        if durability not in ("batched", "strict"):
+            raise ValueError(f"unknown durability {durability!r}: use 'batched' or 'strict'")
+        if flush_interval_s < 0 or max_batch < 1 or queue_size < 1 or retry_interval_s <= 0:
+            raise ValueError("flush_interval_s >= 0, max_batch >= 1, queue_size >= 1 required")
+        self.engine = engine
+        self.spill_dir = Path(spill_dir)
+        self.durability = durability
+        self.flush_interval_s = flush_interval_s
+        self.max_batch = max_batch
+        self.queue_size = queue_size
+        self.retry_interval_s = retry_interval_s
+        self._spill = _spill.SpillFile(self.spill_dir)
+        self._cond = threading.Condition()
+        self._entries: deque[_Entry] = deque()
+        self._queued = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._spilling = False
+        self._needs_replay = True  # leftovers of earlier processes, first of all
+        self._next_retry = 0.0
+        self._counts = {"written": 0, "spilled": 0, "replayed": 0, "failed": 0}
+
+    def start(self) -> None:
+        """Start the writer thread; it first replays spill files left in ``spill_dir``."""
+        with self._cond:
+            if self._thread is not None or self._closed:
+                raise RuntimeError("a prediction log starts once, and not after close()")
+            self.spill_dir.mkdir(parents=True, exist_ok=True)
+            self._thread = threading.Thread(target=self._run, name="atoll-predlog", daemon=True)
+            self._thread.start()
+
+    def submit(self, records: Sequence[LogRecord]) -> Future[None]:
+        """Queue records; the future resolves once they are durable.
+
+        Never waits for the database. When the queue is full (or the log is
+        closed), the records are appended to a spill file on the caller's thread.
+
+        Raises:
+            ValueError: a record the table would refuse; nothing of the call is queued.
+        """
+        rows = [to_row(record) for record in records]
+        future: Future[None] = Future()
+        future.set_running_or_notify_cancel()  # the records are in flight: not cancellable
+        if not rows:
+            future.set_result(None)
+            return future
+        entry = _Entry(rows, future)
+        with self._cond:
+            closed = self._closed
+            fits = self._queued == 0 or self._queued + len(rows) <= self.queue_size
+            if fits and not closed:
+                self._entries.append(entry)
+                self._queued += len(rows)
+                self._cond.notify()
+                return future
+        self._spill_entries([entry])
+        if closed:
+            self._spill.close()  # nobody will replay it in this process: free it for the next
+        return future
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Write out everything queued, try one last replay, and stop the writer.
+
+        What cannot reach the database stays in spill files for the next start.
+        """
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+            if thread.is_alive():
+                logger.error("the prediction log writer did not stop within %.1f s", timeout_s)
+        with self._cond:  # never started, or stuck: spill what it did not take
+            left = list(self._entries)
+            self._entries.clear()
+            self._queued = 0
+        if left:
+            self._spill_entries(left)
+        if thread is None or not thread.is_alive():
+            self._spill.close()
+
+    @property
+    def stats(self) -> LogStats:
+        """Counts since start, and the queue depth now."""
+        with self._cond:
+            return LogStats(pending=self._queued, spilling=self._spilling, **self._counts)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch:
+                self._write(batch)
+            elif self._closed:
+                break
+            if self._needs_replay and (not self._spilling or time.monotonic() >= self._next_retry):
+                self._replay()
+        if self._needs_replay:
+            self._replay()  # the database may be back: one last try before stopping
+        self._spill.close()
+
+    def _take(self) -> list[_Entry]:
+        """The next group of entries to commit: at most ``max_batch`` rows (at least one entry)."""
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._entries:
+                    due = self._entries[0].at + self.flush_interval_s
+                    if (
+                        self.durability == "strict"
+                        or self._closed
+                        or self._queued >= self.max_batch
+                        or now >= due
+                    ):
+                        return self._pop()
+                    self._cond.wait(due - now)
+                elif self._closed:
+                    return []
+                elif self._needs_replay:
+                    wait = self._next_retry - now if self._spilling else 0.0
+                    if wait <= 0:
+                        return []
+                    self._cond.wait(wait)
+                else:
+                    self._cond.wait()
+
+    def _pop(self) -> list[_Entry]:
+        batch = [self._entries.popleft()]
+        rows = len(batch[0].rows)
+        while self._entries and rows + len(self._entries[0].rows) <= self.max_batch:
+            entry = self._entries.popleft()
+            batch.append(entry)
+            rows += len(entry.rows)
+        self._queued -= rows
+        return batch
+
+    def _write(self, batch: list[_Entry]) -> None:
+        if not self._spilling:
+            rows = [row for entry in batch for row in entry.rows]
+            try:
+                self._insert(rows)
+            except Exception:
+                logger.warning(
+                    "the prediction log cannot reach the database; spilling to %s",
+                    self.spill_dir,
+                    exc_info=True,
+                )
+                self._set_spilling()
+            else:
+                self._count("written", len(rows))
+                _resolve(batch)
+                return
+        self._spill_entries(batch)
+
+    def _replay(self) -> None:
+        with self._cond:
+            self._needs_replay = False  # an append during the replay sets it again
+        self._spill.close()  # our own file too
+        try:
+            count = _spill.replay(self.spill_dir, self._insert, self.max_batch)
+        except Exception:
+            logger.debug("spill replay failed; retrying later", exc_info=True)
+            with self._cond:
+                self._needs_replay = True
+            self._set_spilling()
+            return
+        with self._cond:
+            recovered = self._spilling
+            self._spilling = False
+            self._counts["replayed"] += count
+        if recovered:
+            logger.warning("the prediction log reaches the database again (%d replayed)", count)
+
+    def _insert(self, rows: list[Row]) -> None:
+        relaxed = self.durability == "batched"
+
+        def work(conn: Connection) -> None:
+            insert_rows(conn, rows, relaxed=relaxed)
+
+        run_transaction(self.engine, work, retry=_WRITE_RETRY)
+
+    def _spill_entries(self, entries: list[_Entry]) -> None:
+        rows = [row for entry in entries for row in entry.rows]
+        try:
+            self._spill.append(rows)
+        except Exception as error:  # a full or broken disk: nowhere left to put them
+            logger.error(
+                "LOST %d prediction log record(s): the database and the spill file %s both failed",
+                len(rows),
+                self.spill_dir,
+                exc_info=True,
+            )
+            self._count("failed", len(rows))
+            for entry in entries:
+                _fail(entry.future, error)
+            return
+        with self._cond:
+            self._counts["spilled"] += len(rows)
+            self._needs_replay = True
+            self._cond.notify()
+        _resolve(entries)
+
+    def _set_spilling(self) -> None:
+        with self._cond:
+            self._spilling = True
+            self._next_retry = time.monotonic() + self.retry_interval_s
+
+    def _count(self, name: str, n: int) -> None:
+        with self._cond:
+            self._counts[name] += n
+
+
+def _resolve(entries: list[_Entry]) -> None:
+    for entry in entries:
+        with suppress(InvalidStateError):  # futures are never cancellable; belt and braces
+            entry.future.set_result(None)
+
+
+def _fail(future: Future[Any], error: BaseException) -> None:
+    with suppress(InvalidStateError):
+        future.set_exception(error)
+
+
+__all__ = [
+    "ROLES",
+    "LogRecord",
+    "LogStats",
+    "PredictionLog",
+    "count_log",
+    "read_log",
+    "record_feedback",
+]
