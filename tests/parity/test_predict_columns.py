@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atoll.api import open_registry
 from atoll.data.sources import read_frame
 from atoll.errors import DataError, SchemaError
 from atoll.model.predictor import Prediction, Predictor
@@ -22,12 +21,6 @@ ROWS = 80  # more than the few rows validated without pandas: both routes are ta
 def rows(trained_project: TrainedProject) -> pd.DataFrame:
     frame = read_frame("data/new_applications.csv", trained_project.spec_path.parent)
     return frame.head(ROWS)
-
-
-@pytest.fixture(scope="module")
-def loaded(trained_project: TrainedProject) -> Predictor:
-    with open_registry(trained_project.settings) as registry:
-        return registry.load_predictor("credit-risk@production")
 
 
 def json_columns(frame: pd.DataFrame) -> dict[str, list[Any]]:

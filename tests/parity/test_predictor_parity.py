@@ -22,12 +22,6 @@ def new_rows(trained_project: TrainedProject) -> pd.DataFrame:
     return frame.head(ROWS)
 
 
-@pytest.fixture(scope="module")
-def loaded(trained_project: TrainedProject) -> Predictor:
-    with open_registry(trained_project.settings) as registry:
-        return registry.load_predictor("credit-risk@production")
-
-
 def _same(a: Prediction, b: Prediction) -> None:
     np.testing.assert_array_equal(a.predictions, b.predictions)
     assert a.probabilities is not None and b.probabilities is not None
