@@ -104,7 +104,7 @@ def test_concurrent_requests_share_batches_and_get_their_own_rows() -> None:
         batcher = Batcher(echo_runner(calls), max_rows=64, max_wait_s=0.05, max_requests=100)
         batcher.start()
         results = await asyncio.gather(
-            *(batcher.submit({"a": [i, i + 1000]}, 2) for i in range(20))
+            *(batcher.enqueue({"a": [i, i + 1000]}, 2) for i in range(20))
         )
         await batcher.close()
         return results
@@ -123,7 +123,7 @@ def test_disabled_batching_runs_one_request_per_call() -> None:
             echo_runner(calls), max_rows=64, max_wait_s=0.05, max_requests=100, enabled=False
         )
         batcher.start()
-        results = await asyncio.gather(*(batcher.submit({"a": [i]}, 1) for i in range(5)))
+        results = await asyncio.gather(*(batcher.enqueue({"a": [i]}, 1) for i in range(5)))
         await batcher.close()
         return results
 
@@ -139,7 +139,7 @@ def test_an_error_for_one_request_reaches_only_that_request() -> None:
         batcher = Batcher(run, max_rows=64, max_wait_s=0.05, max_requests=100)
         batcher.start()
         out = await asyncio.gather(
-            *(batcher.submit({"a": [v]}, 1) for v in ("ok", "bad", "ok")), return_exceptions=True
+            *(batcher.enqueue({"a": [v]}, 1) for v in ("ok", "bad", "ok")), return_exceptions=True
         )
         await batcher.close()
         return out
@@ -160,7 +160,7 @@ def test_close_waits_for_the_batch_being_computed() -> None:
     async def main() -> Any:
         batcher = Batcher(slow, max_rows=64, max_wait_s=0.0, max_requests=100)
         batcher.start()
-        request = asyncio.ensure_future(batcher.submit({"a": [1]}, 1))
+        request = asyncio.ensure_future(batcher.enqueue({"a": [1]}, 1))
         await asyncio.to_thread(started.wait, 10)
         closing = asyncio.ensure_future(batcher.close())
         await asyncio.sleep(0.05)

@@ -115,7 +115,7 @@ RunBatch = Callable[[Columns, list[int]], list[R | BaseException]]
 
 
 class Batcher(Generic[R]):
-    """Feeds one model's queue to its thread; ``submit`` is what a request awaits."""
+    """Feeds one model's queue to its thread; ``enqueue`` gives a request the future it awaits."""
 
     def __init__(
         self,
@@ -148,9 +148,6 @@ class Batcher(Generic[R]):
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def submit(self, columns: Columns, n_rows: int) -> R:
-        return await self.enqueue(columns, n_rows)
 
     def enqueue(self, columns: Columns, n_rows: int) -> asyncio.Future[R]:
         """Queue a request; its future gets the result (or error). Raises Overloaded when full."""
