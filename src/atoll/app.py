@@ -137,6 +137,9 @@ def configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
+    # No format here uses the thread or process name: skip looking them up for every record
+    # (the access log writes one record per request).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     access = logging.getLogger("atoll.access")
     lines = logging.StreamHandler(sys.stderr)
     lines.setFormatter(logging.Formatter("%(message)s"))

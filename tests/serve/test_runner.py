@@ -11,7 +11,7 @@ from atoll import api
 from atoll.errors import SchemaError
 from atoll.model.predictor import Prediction, Predictor
 from atoll.serve.errors import InvalidOutput
-from atoll.serve.recorder import Recorder, prediction_ids
+from atoll.serve.recorder import Recorder
 from atoll.serve.runner import check_output, predictor_runner, split
 from atoll.spec_serve import LogSpec
 from tests.conftest import TrainedProject
@@ -88,12 +88,6 @@ def test_split_by_row_counts() -> None:
         [0, 1],
         [2, 3, 4],
     ]
-
-
-def test_prediction_ids_are_unique_and_36_characters() -> None:
-    ids = prediction_ids(1000) + prediction_ids(1000)
-    assert len(set(ids)) == 2000
-    assert {len(i) for i in ids} == {36}
 
 
 def test_pii_columns_are_hashed_with_a_pepper_or_dropped(predictor: Predictor) -> None:

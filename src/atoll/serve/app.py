@@ -72,6 +72,9 @@ def create_app(options: AppOptions, lifecycle: Lifecycle | None = None) -> ASGIA
         *routes_mlflow.ROUTES,
         *docs_routes(),
     ]
+    # Starlette tries routes in order: the POST routes (predictions, feedback) carry nearly
+    # all the traffic, so they are tried first. No two routes share a path, so order is free.
+    routes.sort(key=lambda route: "POST" not in (getattr(route, "methods", None) or ()))
     app = Starlette(
         routes=routes,
         lifespan=lambda app: _lifespan(app, options, lifecycle or Lifecycle()),

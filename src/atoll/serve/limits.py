@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -49,6 +48,7 @@ from .errors import (
     ServeError,
     problem_for,
 )
+from .ids import request_id
 from .metrics import Metrics
 
 ACCESS_LOGGER = "atoll.access"
@@ -498,7 +498,7 @@ def _scan(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, bytes | None, bo
             chunked = True
     if given is not None and _REQUEST_ID.fullmatch(given):
         return given.decode("ascii"), length, chunked
-    return os.urandom(16).hex(), length, chunked  # uuid4().hex's shape, at a fifth of its cost
+    return request_id(), length, chunked
 
 
 def _route_template(scope: Scope, root_path: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
-import uuid
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,12 +26,6 @@ from atoll.spec_serve import LogSpec
 from atoll.store.predlog import LogRecord, PredictionLog
 
 PII_PEPPER_VARIABLE = "ATOLL_PII_PEPPER"
-
-
-def prediction_ids(n_rows: int) -> list[str]:
-    """``n_rows`` unique 36-character ids sharing one random prefix."""
-    prefix = uuid.uuid4().hex[:28]
-    return [f"{prefix}{row:08x}" for row in range(n_rows)]
 
 
 @dataclass(frozen=True)
@@ -58,8 +52,14 @@ class Recorder:
         self._spec = spec
         self._pepper = pepper.encode() if pepper and spec.pii == "hash" else None
         # Records are built and encoded off the event loop: a 1,000-row request
-        # would otherwise hold every other request for the time it takes.
+        # would otherwise hold every other request for the time it takes. The
+        # thread drains whatever has accumulated since it last looked: waking a
+        # thread costs more than building a one-row record, so under load it is
+        # woken once per batch of requests, not once per request.
         self._prep = ThreadPoolExecutor(1, "atoll-log-prep")
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Answered, Future[None]]] = []
+        self._draining = False
 
     def close(self) -> None:
         """Hand every record still being built to the log (before the log closes)."""
@@ -82,15 +82,27 @@ class Recorder:
         if log is None:
             return None
         durable: Future[None] = Future()
-
-        def build_and_submit() -> None:
-            try:
-                _chain(log.submit(self._records(answered)), durable)
-            except BaseException as error:  # a record the log refuses: the caller learns it
-                durable.set_exception(error)
-
-        self._prep.submit(build_and_submit)
+        with self._lock:
+            self._pending.append((answered, durable))
+            if self._draining:
+                return durable
+            self._draining = True
+        self._prep.submit(self._drain, log)
         return durable
+
+    def _drain(self, log: PredictionLog) -> None:
+        """Build and submit every pending request's records, until none is left."""
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._draining = False
+                    return
+            for answered, durable in batch:
+                try:
+                    _chain(log.submit(self._records(answered)), durable)
+                except BaseException as error:  # a record the log refuses: the caller learns it
+                    durable.set_exception(error)
 
     def _records(self, answered: Answered) -> list[LogRecord]:
         inputs = self._redacted(answered.schema, answered.columns)

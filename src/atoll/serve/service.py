@@ -17,8 +17,9 @@ from atoll.spec_serve import ServeSpec
 
 from .batching import Columns
 from .errors import PredictionTimeout
+from .ids import prediction_ids
 from .models import LoadedVersion, ModelSet
-from .recorder import Answered, Recorder, prediction_ids
+from .recorder import Answered, Recorder
 
 log = logging.getLogger("atoll.serve")
 

@@ -138,9 +138,13 @@ class PredictionLog:
             closed = self._closed
             fits = self._queued == 0 or self._queued + len(rows) <= self.queue_size
             if fits and not closed:
+                was_empty = not self._entries
                 self._entries.append(entry)
                 self._queued += len(rows)
-                self._cond.notify()
+                if was_empty or self.durability == "strict" or self._queued >= self.max_batch:
+                    # otherwise the writer is already waiting for the first entry's flush
+                    # time: waking it for each record would cost a thread switch apiece
+                    self._cond.notify()
                 return future
         self._spill_entries([entry])
         if closed:
