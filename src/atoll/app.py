@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import logging.handlers
 import shutil
 import sys
 import tempfile
@@ -141,11 +140,48 @@ def configure_logging() -> None:
     # (the access log writes one record per request).
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     access = logging.getLogger("atoll.access")
-    lines = logging.StreamHandler(sys.stderr)
+    lines = BufferedLines(sys.stderr)
     lines.setFormatter(logging.Formatter("%(message)s"))
-    # buffered: one write per 256 lines (or per flush of the server's flush task)
-    access.addHandler(logging.handlers.MemoryHandler(256, logging.ERROR, lines))
+    access.addHandler(lines)
     access.propagate = False
+
+
+class BufferedLines(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes its lines in blocks: one write per ``capacity`` lines or per ``flush()``.
+
+    A plain StreamHandler flushes the stream after every line (a system call
+    per request for the access log); the server's flush task calls
+    :meth:`flush` twice a second, so a line waits at most that long.
+    """
+
+    def __init__(self, stream: Any, capacity: int = 256) -> None:
+        super().__init__(stream)
+        self.capacity = capacity
+        self._lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._lines.append(line)
+        if len(self._lines) >= self.capacity:
+            self.flush()
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            lines, self._lines = self._lines, []
+            if lines:
+                self.stream.write("\n".join(lines) + "\n")
+            super().flush()
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
 
 
 def _is_loopback(host: str) -> bool:

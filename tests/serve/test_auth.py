@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -191,6 +191,27 @@ def test_refresh_sees_revocation_and_new_keys(key_store: KeyStore) -> None:
     with pytest.raises(Unauthorized):
         auth.authorize(headers, "10.0.0.1", "predict", "credit")
     assert auth.authorize({"x-api-key": newer}, "10.0.0.1", "predict", None) is not None
+
+
+def test_a_remembered_key_still_expires_and_never_admits_another_secret(
+    key_store: KeyStore,
+) -> None:
+    key, plaintext = key_store.create(["predict"], expires_in=timedelta(seconds=1))
+    auth = Authenticator(key_store, LENIENT)
+    auth.refresh()
+    headers = {"authorization": f"Bearer {plaintext}"}
+    assert auth.authorize(headers, "10.0.0.1", "predict", "credit") == key
+    assert auth.authorize(headers, "10.0.0.1", "predict", "credit") == key  # remembered
+
+    forged = plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B")  # same key id
+    with pytest.raises(Unauthorized):
+        auth.authorize({"authorization": f"Bearer {forged}"}, "10.0.0.1", "predict", "credit")
+
+    assert key.expires_at is not None
+    while datetime.now(UTC) < key.expires_at:  # no refresh in between: the snapshot is old
+        time.sleep(0.05)
+    with pytest.raises(Unauthorized):
+        auth.authorize(headers, "10.0.0.1", "predict", "credit")
 
 
 def test_rate_limit_is_per_key_with_an_integer_retry_after(

@@ -42,6 +42,8 @@ _UNAUTHORIZED = "a valid API key is required"
 _DUMMY_SALT = bytes(16)
 _DUMMY_DIGEST = hashlib.sha256(b"atoll: no such key").hexdigest()
 MAX_TRACKED_CLIENTS = 100_000
+MAX_VERIFIED_KEYS = 10_000
+"""Presented keys remembered as checked, until the next snapshot (a bound, not a working size)."""
 """Failure buckets kept at most; full (idle) ones are dropped first."""
 
 
@@ -124,6 +126,10 @@ class Authenticator:
         self._store = keys
         self._clock = clock
         self._keys: dict[str, ApiKey] = {}
+        # presented key -> its ApiKey, checked against the current snapshot: a salted
+        # sha256 per request is most of what authorizing costs. Emptied with each snapshot,
+        # so a revocation is seen at the next refresh, as without it.
+        self._verified: dict[str, ApiKey] = {}
         self._loaded = False
         self._refreshed_at: float | None = None
         self._failing = False
@@ -226,6 +232,7 @@ class Authenticator:
         """Swap the snapshot in and forget buckets nobody needs (on the loop thread)."""
         now = self._clock()
         self._keys = snapshot
+        self._verified = {}
         self._loaded = True
         self._refreshed_at = now
         for key_id in [k for k in self._buckets if k not in snapshot]:
@@ -233,7 +240,18 @@ class Authenticator:
         self._forget_idle_clients(now)
 
     def _verify(self, presented: str | None) -> ApiKey | None:
-        parsed = parse_key(presented) if presented else None
+        if not presented:
+            return None
+        known = self._verified.get(presented)
+        if known is not None:
+            return known if known.active(datetime.now(UTC)) else None
+        key = self._check(presented)
+        if key is not None and len(self._verified) < MAX_VERIFIED_KEYS:
+            self._verified[presented] = key
+        return key
+
+    def _check(self, presented: str) -> ApiKey | None:
+        parsed = parse_key(presented)
         if parsed is None:
             return None
         key_id, secret = parsed
