@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint test demo bench bench-serve clean
+.PHONY: install lint test demo bench bench-serve bench-batch bench-compress bench-size clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ bench: $(STAMP)
 
 bench-serve: $(STAMP)
 	$(BIN)/python bench/serve.py
+
+bench-compress: $(STAMP)
+	$(BIN)/python bench/compress.py
+
+bench-size: $(STAMP)
+	$(BIN)/python bench/size.py --install-sizes
+
+bench-batch: $(STAMP)
+	$(BIN)/python bench/batch.py
 
 clean:
 	rm -rf $(VENV) atoll-demo .pytest_cache .mypy_cache .ruff_cache

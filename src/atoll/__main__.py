@@ -2,4 +2,5 @@
 
 from atoll.cli.main import main
 
-main()
+if __name__ == "__main__":  # worker processes may import this module: never run it then
+    main()

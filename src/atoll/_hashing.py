@@ -24,9 +24,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def canonical_json(value: Any) -> bytes:
-    """JSON with sorted keys and no whitespace, so equal values hash equally."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+def canonical_json(value: Any, *, allow_nan: bool = False) -> bytes:
+    """JSON with sorted keys and no whitespace, so equal values hash equally.
+
+    NaN and infinities are refused (JSON has none) unless ``allow_nan``, which
+    writes them as ``NaN``/``Infinity``, the same way every time.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=allow_nan).encode()
 
 
 def sha256_json(value: Any) -> str:

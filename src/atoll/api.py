@@ -25,10 +25,14 @@ from atoll.types import ModelRef
 if TYPE_CHECKING:
     import pandas as pd
 
+    from atoll.batch.job import BatchSummary, ProgressReporter
+    from atoll.batch.model import ModelHandle
+    from atoll.batch.plan import Plan
     from atoll.model.predictor import Predictor
     from atoll.model.train import TrainResult
     from atoll.schema import Column, Mode, Schema, ValidationReport
     from atoll.spec import SqlSource
+    from atoll.store.gc import GcReport
     from atoll.store.keys import ApiKey
     from atoll.store.registry import AuditEntry, ModelInfo, Registry, VersionInfo
 
@@ -49,6 +53,7 @@ def project_settings(project_dir: Path | None = None) -> Settings:
         project_dir=root,
         spec_db_url=options.store.url if options.store else None,
         spec_allow_imports=options.allow_imports,
+        spec_max_bytes=options.store.max_bytes if options.store else None,
     )
 
 
@@ -77,7 +82,7 @@ def open_registry(settings: Settings | None = None) -> Iterator[Registry]:
     from atoll.store.registry import Registry
 
     settings = _settings(settings)
-    registry = Registry.open(settings.db_url, settings.artifact_root, actor=settings.actor)
+    registry = Registry.from_settings(settings)
     try:
         yield registry
     finally:
@@ -124,6 +129,7 @@ def train(
     registered in one transaction, so an interrupted run registers nothing.
     """
     from atoll.data.sources import fingerprint_files
+    from atoll.model.package import sign_package
     from atoll.model.train import check_spec, train_package
 
     settings = _settings(settings, spec)
@@ -139,6 +145,8 @@ def train(
         result = train_package(
             loaded, frame, scratch / "package", stages, source, base_dir, fingerprint
         )
+        if settings.signing_key is not None:
+            sign_package(result.package_dir, settings.signing_key)
         with stages.stage("register") as note, open_registry(settings) as registry:
             version = registry.register(
                 result.package_dir,
@@ -227,45 +235,114 @@ def load(
         return registry.load_predictor(ref, allow_imports=trusted)
 
 
-def predict_file(
+def predict_batch(
     ref: ModelRef | str,
-    input_path: Path | str,
-    output_path: Path | str,
+    input: str | Path,
+    output: str | Path,
     *,
+    format: str | None = None,
+    workers: int = 1,
+    engine: str = "local",
+    address: str | None = None,
+    chunk_rows: int = 100_000,
+    passthrough: Sequence[str] | None = None,
+    fail_on_invalid: bool = False,
+    reporter: ProgressReporter | None = None,
     settings: Settings | None = None,
-) -> int:
-    """Score a small local file; write predictions (and probabilities) as CSV or Parquet."""
-    from atoll.data.sources import read_frame
+) -> BatchSummary:
+    """Score a file, a glob of files or a SQL query in chunks, in bounded memory.
 
-    predictor = load(ref, settings=settings)
-    frame = read_frame(str(input_path), numeric=_numeric(predictor.schema))
-    keep = [c for c in frame.columns if c != predictor.schema.target]
-    prediction = predictor.predict(frame[keep])
-    _write_predictions(frame, predictor, prediction, Path(output_path))
-    return len(frame)
+    Each chunk is validated, wrangled and predicted by the model's
+    :class:`Predictor`, as the server does. Rows that break the schema go to
+    ``<stem>.quarantine.<format>`` beside the output with their reasons
+    (``fail_on_invalid`` makes the first one fatal instead). The output is
+    written atomically; a job killed midway and run again with the same
+    arguments skips the chunks it had finished.
+
+    Args:
+        ref: the model version, e.g. ``credit-risk@production``.
+        input: a CSV or Parquet path or glob, or ``sql:QUERY`` (the URL comes
+            from ``data.sql`` in the project's atoll.yaml).
+        output: a ``.csv`` or ``.parquet`` file (or any name with ``format``).
+        format: ``csv`` or ``parquet``; by default the output's suffix.
+        workers: processes (or Dask workers for a LocalCluster) scoring at once.
+        engine: ``local`` (processes on this machine) or ``dask``.
+        address: a Dask scheduler, e.g. ``tcp://10.0.0.5:8786``; a LocalCluster if None.
+        chunk_rows: rows per chunk; memory grows with it and with ``workers``.
+        passthrough: input columns copied to the output as read; by default
+            the schema's ``id`` columns.
+        fail_on_invalid: stop at the first invalid row instead of quarantining.
+        reporter: told about progress (the CLI shows a bar or log lines).
+        settings: where the registry and the job record live.
+
+    Raises:
+        DataError: a missing, empty, unreadable or mis-shaped input, or an
+            output that cannot be written; raised before any work when it can be.
+        NotFoundError: the model reference does not resolve.
+        MissingDependencyError: the install lacks pyarrow (or Dask for the dask engine).
+    """
+    from atoll._extras import require
+    from atoll.batch.engines import make_engine
+    from atoll.batch.job import BatchRequest, run_batch
+    from atoll.batch.sink import PartSink, output_format
+    from atoll.store.jobs import JobStore
+
+    require("pyarrow", *(("dask", "distributed") if engine == "dask" else ()))
+    settings = _settings(settings)
+    if chunk_rows < 1:
+        raise DataError(f"chunk_rows must be at least 1, not {chunk_rows}")
+    out = Path(output)
+    fmt = output_format(out, format)
+    runner = make_engine(engine, workers, address)
+    sink = PartSink(out, fmt)
+    sink.lock()  # an unwritable or busy output fails before the input is fingerprinted
+    try:
+        with open_registry(settings) as registry:
+            handle = _model_handle(registry, ref, settings)
+            plan = _batch_plan(str(input), handle, chunk_rows, passthrough, settings)
+            request = BatchRequest(handle, plan, out, fmt, runner, engine, fail_on_invalid)
+            return run_batch(request, jobs=JobStore(registry.engine), reporter=reporter, sink=sink)
+    except BaseException:
+        sink.abandon()  # a work folder that holds no parts goes
+        raise
 
 
-def _write_predictions(
-    frame: pd.DataFrame, predictor: Predictor, prediction: Any, out: Path
-) -> None:
-    import pandas as pd
+def _model_handle(registry: Registry, ref: ModelRef | str, settings: Settings) -> ModelHandle:
+    """The version ``ref`` names now, fetched and verified once, as workers receive it."""
+    from atoll.batch.model import ModelHandle
 
-    columns: dict[str, Any] = {}
-    for name, column in predictor.schema.columns.items():
-        if column.role.value == "id" and name in frame.columns:
-            columns[name] = frame[name].to_numpy()
-    columns["prediction"] = prediction.predictions
-    if prediction.probabilities is not None:
-        for index, label in enumerate(prediction.classes):
-            columns[f"probability_{label}"] = prediction.probabilities[:, index]
-    result = pd.DataFrame(columns)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() in (".parquet", ".pq"):
-        result.to_parquet(out, index=False)
-    elif out.suffix.lower() == ".csv":
-        result.to_csv(out, index=False)
-    else:
-        raise DataError(f"{out}: write predictions to a .csv or .parquet file", file=str(out))
+    version = registry.get_version(ref)
+    directory = registry.fetch_package(f"{version.name}@{version.version}")
+    return ModelHandle.from_package(
+        directory,
+        name=version.name,
+        version=version.version,
+        digest=version.manifest_digest,
+        allow_imports=settings.allow_imports,
+    )
+
+
+def _batch_plan(
+    source: str,
+    handle: ModelHandle,
+    chunk_rows: int,
+    passthrough: Sequence[str] | None,
+    settings: Settings,
+) -> Plan:
+    from atoll.batch.plan import plan_files, plan_sql
+
+    schema = handle.schema()
+    if not source.startswith("sql:"):
+        return plan_files(source, schema, chunk_rows, passthrough)
+    spec_path = settings.project_dir / SPEC_FILE
+    sql = load_spec(spec_path).data.sql if spec_path.is_file() else None
+    if sql is None:
+        raise DataError(
+            f"--input sql:QUERY reads the database named by data.sql in {spec_path}, which has none"
+        )
+    return plan_sql(
+        _sql_url(sql, settings), source.removeprefix("sql:"), schema, chunk_rows, passthrough
+    )
 
 
 def list_models(*, settings: Settings | None = None) -> list[ModelInfo]:
@@ -274,8 +351,9 @@ def list_models(*, settings: Settings | None = None) -> list[ModelInfo]:
 
 
 def list_versions(name: str, *, settings: Settings | None = None) -> list[VersionInfo]:
+    """Every version of a model, oldest first, each with its package size."""
     with open_registry(settings) as registry:
-        return registry.list_versions(name)
+        return [registry.with_size(v) for v in registry.list_versions(name)]
 
 
 def show(ref: ModelRef | str, *, settings: Settings | None = None) -> VersionInfo:
@@ -283,8 +361,8 @@ def show(ref: ModelRef | str, *, settings: Settings | None = None) -> VersionInf
     parsed = ModelRef.parse(str(ref))
     with open_registry(settings) as registry:
         if parsed.alias is None and parsed.version is None:
-            return registry.list_versions(parsed.name)[-1]
-        return registry.get_version(parsed)
+            return registry.with_size(registry.list_versions(parsed.name)[-1])
+        return registry.with_size(registry.get_version(parsed))
 
 
 def compare(refs: Sequence[str], *, settings: Settings | None = None) -> list[VersionInfo]:
@@ -462,8 +540,8 @@ def demo(
         promoted = promote(f"{trained.version.name}@{trained.version.version}", settings=settings)
     out = root / "predictions.csv"
     ref = f"{trained.version.name}@{trained.version.version}"
-    scored = predict_file(ref, root / "data" / DEMO_NEW_DATA, out, settings=settings)
-    return DemoOutcome(root, trained, promoted, scored, out)
+    scored = predict_batch(ref, root / "data" / DEMO_NEW_DATA, out, settings=settings)
+    return DemoOutcome(root, trained, promoted, scored.rows_scored, out)
 
 
 def demo_request_rows(directory: Path | str, n_rows: int = 1) -> list[dict[str, Any]]:
@@ -475,3 +553,246 @@ def demo_request_rows(directory: Path | str, n_rows: int = 1) -> list[dict[str, 
     frame = read_frame(str(Path(directory) / "data" / DEMO_NEW_DATA)).head(n_rows)
     records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records", date_format="iso"))
     return records
+
+
+def gc(
+    *,
+    keep_last: int | None = None,
+    dry_run: bool = False,
+    grace_s: float | None = None,
+    settings: Settings | None = None,
+) -> GcReport:
+    """Delete old versions' files and every blob no version references.
+
+    With ``keep_last``, each model keeps its newest ``keep_last`` versions and
+    every version an alias points to; older ones are marked ``deleted`` (the
+    audit log says so) and their files removed. Without it, only blobs that no
+    version lists (left by deleted versions or failed writes) are removed.
+
+    Args:
+        keep_last: versions to keep per model, besides aliased ones; None keeps all.
+        dry_run: change nothing; report what would be removed.
+        grace_s: leave blobs written in the last ``grace_s`` seconds (default an
+            hour): they may belong to a registration still in progress.
+        settings: where the registry lives.
+    """
+    from atoll.store.gc import GRACE_S, collect_garbage
+
+    grace = GRACE_S if grace_s is None else grace_s
+    with open_registry(settings) as registry:
+        return collect_garbage(registry, keep_last=keep_last, dry_run=dry_run, grace_s=grace)
+
+
+if TYPE_CHECKING:
+    from atoll.model.compress import CompressReport
+    from atoll.spec_compress import CompressSpec
+
+
+@dataclass(frozen=True)
+class CompressOutcome:
+    """What ``atoll compress`` measured, and the version it registered (None on a dry run).
+
+    The report's ``package_dir`` is a scratch copy, gone once this returns.
+    """
+
+    parent: VersionInfo
+    report: CompressReport
+    version: VersionInfo | None
+
+
+def compress(
+    ref: ModelRef | str,
+    *,
+    max_metric_drop: float | None = None,
+    metric: str | None = None,
+    target: str | None = None,
+    data: Path | str | None = None,
+    dry_run: bool = False,
+    settings: Settings | None = None,
+) -> CompressOutcome:
+    """Register the smallest representation of a version that stays within the accuracy budget.
+
+    Candidates (ONNX, fp16/int8 weights, fewer trees) are scored on the
+    package's hold-out rows (or ``data``, a file with the target column); the
+    winner becomes a new version whose lineage names ``ref`` as its parent and
+    whose tag ``compressed_from`` holds the parent's version number. It is
+    registered ``gate_failed`` when its parent is, or when its hold-out metrics
+    fail one of the parent's gates. Arguments left None take the project
+    spec's ``compress:`` section.
+
+    Raises:
+        CompressionError: no candidate qualifies; nothing is registered and the
+            error's ``report`` holds what each one cost.
+        MissingDependencyError: the install lacks ``atoll[full]`` (ONNX export, metrics).
+    """
+    from atoll._extras import COMPRESSING, require
+    from atoll.model.compress import compress_package
+
+    require(*COMPRESSING)
+    settings = _settings(settings)
+    overrides = {"max_metric_drop": max_metric_drop, "metric": metric, "target": target}
+    options = _compress_options(settings, overrides)
+    with open_registry(settings) as registry, _scratch(settings) as scratch:
+        parent = registry.get_version(ref)
+        directory = registry.fetch_package(f"{parent.name}@{parent.version}")
+        frame, source = _holdout_rows(directory, data)
+        lineage = {"name": parent.name, "version": parent.version}
+        report = compress_package(
+            directory,
+            frame,
+            options,
+            scratch,
+            parent={**lineage, "manifest_digest": parent.manifest_digest},
+            holdout_source=source,
+            allow_imports=settings.allow_imports,
+        )
+        version = None if dry_run else _register_compressed(registry, settings, parent, report)
+    return CompressOutcome(parent, report, version)
+
+
+def _compress_options(settings: Settings, overrides: dict[str, Any]) -> CompressSpec:
+    """The spec's ``compress:`` section with the given (non-None) values over it, validated."""
+    from pydantic import ValidationError
+
+    from atoll.spec_compress import CompressSpec
+
+    spec = load_project_options(settings.project_dir / SPEC_FILE).compress
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return CompressSpec.model_validate({**spec.model_dump(), **given})
+    except ValidationError as exc:
+        problems: list[tuple[str, int | None, str]] = [
+            (f"compress.{'.'.join(map(str, e['loc']))}", None, e["msg"]) for e in exc.errors()
+        ]
+        raise SpecError("invalid compress options", problems=problems) from None
+
+
+def _holdout_rows(directory: Path, data: Path | str | None) -> tuple[pd.DataFrame, str]:
+    """The rows to evaluate on: ``data`` when given, else the package's own hold-out."""
+    from atoll.data.sources import read_frame
+    from atoll.model.holdout import FILE, read_holdout
+    from atoll.model.package import read_manifest
+    from atoll.model.predictor import schema_from_manifest
+
+    manifest = read_manifest(directory)
+    if data is None:
+        return read_holdout(directory, manifest), FILE
+    schema = schema_from_manifest(manifest)
+    return read_frame(str(data), numeric=_numeric(schema)), str(data)
+
+
+def _register_compressed(
+    registry: Registry, settings: Settings, parent: VersionInfo, report: CompressReport
+) -> VersionInfo:
+    """Register the winner: ``gate_failed`` when its parent is, or when it fails a gate itself.
+
+    Its gates were judged on its hold-out metrics (``manifest["gates"]``); its
+    ``metrics`` are the parent's, so ``models compare`` sets the two side by
+    side on the same rows, and the hold-out metrics are in ``compression``.
+    """
+    from atoll.model.package import read_manifest, sign_package
+
+    assert report.package_dir is not None  # a report without a winner raised already
+    if settings.signing_key is not None:
+        sign_package(report.package_dir, settings.signing_key)
+    manifest = read_manifest(report.package_dir)
+    compression = manifest["compression"]
+    summary = {
+        **parent.summary,
+        "metrics": manifest["metrics"],
+        "gates": manifest["gates"],
+        "compression": {**compression, "parent": f"{parent.name}@{parent.version}"},
+    }
+    passed = parent.status != "gate_failed" and manifest["gates"]["passed"]
+    return registry.register(
+        report.package_dir,
+        parent.name,
+        status="ready" if passed else "gate_failed",
+        summary=summary,
+        tags={"compressed_from": str(parent.version), "representation": str(report.selected)},
+        compress_blobs=report.target == "archive",
+    )
+
+
+if TYPE_CHECKING:  # monitoring's names, kept beside the one function that uses them
+    from datetime import datetime
+
+    from atoll.monitor.report import Report
+
+
+def monitor_report(
+    model: ModelRef | str,
+    *,
+    window: timedelta | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    data: Path | str | None = None,
+    version: int | None = None,
+    save: bool = True,
+    settings: Settings | None = None,
+) -> Report:
+    """Check a window of a version's traffic (or a data file) against its reference profile.
+
+    Drift, data quality, performance (once feedback labels exist), fairness
+    and operational health are computed in bounded memory; each check's result
+    is stored (``save``) so history can be read without recomputing.
+
+    Args:
+        model: ``name``, ``name@alias`` or ``name@3``: the version whose
+            reference profile the window is judged against (and whose log rows are read).
+        window: the span to read, ending at ``until`` (default: now), or
+            starting at ``since`` when only that is given.
+        since: the first moment of the window (timezone-aware).
+        until: the end of the window, exclusive (timezone-aware).
+        data: read this CSV or Parquet file (or glob) instead of the log; it
+            has no time window, so it takes none of ``window``, ``since`` and
+            ``until``. Its rows are validated against the model's schema as
+            serving validates them; rows that fail are counted as rejected.
+        version: a version number, overriding the one ``model`` names.
+        save: store each check's result in the database.
+        settings: where the registry lives.
+
+    Raises:
+        DataError: an inconsistent window (all three of window, since and
+            until; naive datetimes; an end before the start; a window with ``data``).
+        NotFoundError: the model reference does not resolve.
+        PackageError: the version has no reference profile.
+    """
+    from atoll.monitor.run import Window, run_report
+
+    settings = _settings(settings)
+    ref = ModelRef.parse(model) if isinstance(model, str) else model
+    if version is not None:
+        ref = ModelRef(ref.name, version=version)
+    if data is not None and (window is not None or since is not None or until is not None):
+        raise DataError("a data file has no time window: give data, or window/since/until")
+    span = _monitor_window(window, since, until)
+    spec = load_project_options(settings.project_dir / SPEC_FILE).monitor
+    target = Window(span[0], span[1], Path(data) if data is not None else None)
+    with open_registry(settings) as registry:
+        return run_report(registry, ref, target, spec, save=save)
+
+
+def _monitor_window(
+    window: timedelta | None, since: datetime | None, until: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    from datetime import UTC
+    from datetime import datetime as clock
+
+    if any(m is not None and m.tzinfo is None for m in (since, until)):
+        raise DataError("since and until must be timezone-aware datetimes")
+    if window is not None:
+        if window <= timedelta(0):
+            raise DataError(f"the window must be positive, not {window}")
+        if since is not None and until is not None:
+            raise DataError("give at most two of window, since and until")
+        if since is not None:
+            until = since + window
+        else:
+            until = until or clock.now(UTC)
+            since = until - window
+    if since is not None and until is not None and until <= since:
+        raise DataError(
+            f"the window ends ({until.isoformat()}) before it starts ({since.isoformat()})"
+        )
+    return since, until

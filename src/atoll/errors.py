@@ -10,12 +10,14 @@ the HTTP server to status codes. No status or exit code lives here.
     ├── SchemaError (ValueError)           data violates the column schema
     ├── DataError (ValueError)             a data file or query cannot be read or is unusable
     ├── TrainingError                      an estimator failed to fit or predict
+    ├── CompressionError                   no smaller model met the accuracy budget
     ├── NotFittedError (ValueError)        a step or predictor used before fit
     ├── PackageError                       a model package is malformed
     │   └── IntegrityError                 a file's sha256 does not match the manifest
     ├── RegistryError
     │   ├── NotFoundError (LookupError)    unknown model, version or alias
-    │   └── PromotionError                 a version may not take that alias
+    │   ├── PromotionError                 a version may not take that alias
+    │   └── StorageFullError               the artifact store is over its quota, or the disk is full
     ├── StoreUnavailableError              the database is locked or unreachable
     └── MissingDependencyError (ImportError) an optional extra is not installed
 """
@@ -81,6 +83,18 @@ class TrainingError(AtollError):
     """The estimator failed to fit, or the fitted model failed to predict."""
 
 
+class CompressionError(AtollError):
+    """No candidate representation met the accuracy budget, so nothing was registered.
+
+    Attributes:
+        report: what each candidate cost (an ``atoll.model.compress.CompressReport``).
+    """
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class NotFittedError(AtollError, ValueError):
     """A step or predictor was used before it was fitted."""
 
@@ -105,6 +119,13 @@ class PromotionError(RegistryError):
     """A version may not take the requested alias (e.g. it failed its gates)."""
 
 
+class StorageFullError(RegistryError):
+    """A write would take the artifact store over its quota, or the disk is full.
+
+    Nothing was stored and the registry is unchanged.
+    """
+
+
 class StoreUnavailableError(AtollError):
     """The database stayed locked or unreachable after retries."""
 
@@ -118,3 +139,12 @@ class MissingDependencyError(AtollError, ImportError):
             package=package,
             extra=extra,
         )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 300 characters), else its type's name.
+
+    For messages that quote a library's error: the rest of its text is detail.
+    """
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__

@@ -12,11 +12,20 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from atoll._hashing import sha256_json
+from atoll._sizes import parse_size
 from atoll.errors import SpecError
 from atoll.schema import Column, Schema
+from atoll.spec_compress import CompressSpec
 from atoll.spec_serve import MonitorSpec, ServeSpec
 from atoll.types import MODEL_NAME_PATTERN, Role, Task
 
@@ -51,17 +60,27 @@ class SqlSource(_Strict):
 
 
 class StoreSpec(_Strict):
-    """Where the registry lives, when not in the project's ``.atoll/`` folder.
+    """Where the registry lives, when not in the project's ``.atoll/`` folder, and its quota.
 
-    ``ATOLL_DB_URL`` overrides it. Credentials never belong in the spec: a URL
-    with a password is refused, so it cannot end up in version control.
+    ``ATOLL_DB_URL`` overrides ``url`` and ``ATOLL_STORE_MAX_BYTES`` overrides
+    ``max_bytes``. Credentials never belong in the spec: a URL with a password
+    is refused, so it cannot end up in version control.
     """
 
-    url: str
+    url: str | None = None
+    max_bytes: int | None = Field(
+        None,
+        description="Quota of the artifact store: bytes, or a size such as '500MB' or '2GiB'.",
+    )
+
+    @field_validator("max_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> int | None:
+        return None if value is None else parse_size(value)
 
     @model_validator(mode="after")
     def _no_password(self) -> StoreSpec:
-        if urlsplit(self.url).password:
+        if self.url is not None and urlsplit(self.url).password:
             raise ValueError("the URL holds a password: set ATOLL_DB_URL instead")
         return self
 
@@ -152,6 +171,7 @@ class Spec(_Strict):
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     gates: list[Gate] = Field(default_factory=list)
     store: StoreSpec | None = None
+    compress: CompressSpec = Field(default_factory=CompressSpec)
     serve: ServeSpec = Field(default_factory=ServeSpec)
     monitor: MonitorSpec = Field(default_factory=MonitorSpec)
     allow_imports: list[str] = Field(
@@ -241,12 +261,16 @@ class ProjectOptions(BaseModel):
 
     store: StoreSpec | None = None
     allow_imports: list[str] = Field(default_factory=list)
+    compress: CompressSpec = Field(default_factory=CompressSpec)
     serve: ServeSpec = Field(default_factory=ServeSpec)
     monitor: MonitorSpec = Field(default_factory=MonitorSpec)
 
 
 def load_project_options(path: Path) -> ProjectOptions:
-    """The ``store``, ``allow_imports``, ``serve`` and ``monitor`` sections (defaults if absent)."""
+    """The ``store``, ``allow_imports``, ``compress``, ``serve`` and ``monitor`` sections.
+
+    Each is its defaults when absent.
+    """
     if not path.is_file():
         return ProjectOptions()
     raw, lines = _load_yaml(path.read_text(encoding="utf-8"), str(path))

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from atoll.spec_monitor import DriftSpec, FairnessSpec, PerformanceSpec, QualitySpec
 from atoll.types import ALIAS_PATTERN
 
 MIB = 1024 * 1024
@@ -99,3 +100,7 @@ class LogSpec(_Section):
 
 class MonitorSpec(_Section):
     log: LogSpec = Field(default_factory=LogSpec)
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    quality: QualitySpec = Field(default_factory=QualitySpec)
+    performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
+    fairness: FairnessSpec = Field(default_factory=FairnessSpec)

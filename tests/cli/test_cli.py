@@ -546,11 +546,15 @@ def test_predict_writes_one_row_per_input_row(registered: Registered, tmp_path: 
     scored = pd.read_csv(out)
     assert list(scored.columns) == [
         "application_id",
+        "row",
         "prediction",
         "probability_0",
         "probability_1",
+        "model_version",
     ]
     assert len(scored) == len(new)
+    assert scored["row"].tolist() == list(range(len(new)))
+    assert set(scored["model_version"]) == {1}
     assert scored["application_id"].tolist() == new["application_id"].tolist()
     assert set(scored["prediction"]) <= {0, 1}
     total = scored["probability_0"] + scored["probability_1"]

@@ -119,10 +119,10 @@ def test_a_booster_widens_binary_positive_probabilities_to_both_classes() -> Non
 
 
 def test_an_unknown_format_name_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "model.onnx"
-    path.write_bytes(b"\x08\x07")
-    with pytest.raises(PackageError, match=r"unknown model format 'onnx'.*skops"):
-        formats.load("onnx", path, Task.BINARY, [])
+    path = tmp_path / "model.pkl"
+    path.write_bytes(b"\x80\x04")
+    with pytest.raises(PackageError, match=r"unknown model format 'pickle'.*skops.*onnx"):
+        formats.load("pickle", path, Task.BINARY, [])
 
 
 # --- skops: only trusted types are ever constructed ------------------------------------

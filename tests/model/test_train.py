@@ -138,7 +138,14 @@ def test_the_registered_package_holds_every_file(trained: Any) -> None:
     directory = _package_dir(settings, f"{NAME}@1")
     manifest = _read(directory, "MANIFEST.json")
 
-    expected = {"wrangler.json", "evaluation.json", "profile.json", "spec.json", "model.lgb.txt"}
+    expected = {
+        "wrangler.json",
+        "evaluation.json",
+        "profile.json",
+        "spec.json",
+        "model.lgb.txt",
+        "holdout.parquet",
+    }
     assert set(manifest["files"]) == expected
     assert {p.name for p in directory.iterdir()} == expected | {"MANIFEST.json"}
     assert manifest["lineage"] == outcome.result.manifest["lineage"]

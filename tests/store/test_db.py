@@ -33,6 +33,7 @@ TABLES = {
     "api_keys",
     "prediction_log",
     "feedback",
+    "batch_jobs",
 }
 QUICK = Retry(budget_s=0.6, first_delay_s=0.02, max_delay_s=0.1)
 
@@ -86,7 +87,7 @@ def test_migrate_is_idempotent(store_url: str) -> None:
         migrate(engine)
         with engine.connect() as conn:
             heads = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
-        assert [tuple(row) for row in heads] == [("0002",)]
+        assert [tuple(row) for row in heads] == [("0005",)]
 
 
 def test_sqlite_foreign_keys_are_enforced(sqlite_url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -12,6 +13,23 @@ from typing import Any
 import click
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str | None) -> dt.timedelta | None:
+    """A span such as ``30d``, ``12h``, ``90m`` or ``45s``; ``None`` passes through.
+
+    Raises:
+        click.BadParameter: not a positive number followed by one of s, m, h, d.
+    """
+    if text is None:
+        return None
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise click.BadParameter(f"{text!r}: use a positive number and a unit: 30d, 12h, 90m, 45s")
+    return dt.timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
 def emit_json(value: Any) -> None:

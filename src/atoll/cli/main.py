@@ -85,9 +85,18 @@ def cli(ctx: click.Context, project: Path | None) -> None:
 
 
 def _register() -> None:
-    from atoll.cli import models, project, schema, serve
+    from atoll.cli import compress, gc, models, monitor, project, schema, serve
 
-    for command in (*project.COMMANDS, schema.schema, models.models, *serve.COMMANDS):
+    commands = (
+        *project.COMMANDS,
+        schema.schema,
+        models.models,
+        *compress.COMMANDS,
+        *serve.COMMANDS,
+        *gc.COMMANDS,
+        *monitor.COMMANDS,
+    )
+    for command in commands:
         cli.add_command(command)
 
 

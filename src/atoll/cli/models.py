@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from atoll._sizes import human_bytes
 from atoll.cli._render import emit_json, json_option, table
 from atoll.cli.main import CliState, pass_state
 
@@ -58,13 +59,14 @@ def show(state: CliState, ref: str, as_json: bool) -> None:
             return
         table(
             ref,
-            ["version", "status", "aliases", "primary metrics", "created", "by"],
+            ["version", "status", "aliases", "primary metrics", "size", "created", "by"],
             [
                 (
                     v.version,
                     v.status,
                     ", ".join(v.aliases),
                     _headline(v),
+                    human_bytes(v.size_bytes),
                     v.created_at,
                     v.created_by,
                 )
@@ -94,6 +96,7 @@ def _show_version(version: VersionInfo) -> None:
         ("created", version.created_at),
         ("by", version.created_by),
         ("package sha256", version.manifest_digest),
+        ("package size", human_bytes(version.size_bytes)),
         ("rows", summary.get("rows")),
         ("tags", version.tags or "-"),
     ]

@@ -1,4 +1,4 @@
-"""Project commands: init, validate, train, predict, demo."""
+"""Project commands: init, validate, train, predict (in :mod:`atoll.cli.predict`), demo."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 
 from atoll.cli._render import StageReporter, emit_json, fail, json_option, table
 from atoll.cli.main import CliState, pass_state
+from atoll.cli.predict import predict
 
 if TYPE_CHECKING:
     from atoll.api import TrainOutcome
@@ -132,31 +133,6 @@ def _fairness_table(column: str, report: dict[str, Any]) -> None:
     measures = list(next(iter(groups.values()), {}))
     rows = [(group, *(values.get(m) for m in measures)) for group, values in groups.items()]
     table(f"fairness by {column}: {summary}", ["group", *measures], rows)
-
-
-@click.command()
-@click.option("--model", "ref", required=True, help="Model reference: name@alias or name@3.")
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="CSV or Parquet file of rows to score.",
-)
-@click.option(
-    "--output",
-    "output_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Where to write predictions (.csv or .parquet).",
-)
-@pass_state
-def predict(state: CliState, ref: str, input_path: Path, output_path: Path) -> None:
-    """Score a small local file with a registered model version."""
-    from atoll import api
-
-    count = api.predict_file(ref, input_path, output_path, settings=state.settings())
-    click.echo(f"scored {count:,} rows with {ref} -> {output_path}")
 
 
 @click.command()

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import click
 
-from atoll.cli._render import emit_json, json_option, table
+from atoll.cli._render import duration, emit_json, json_option, table
 from atoll.cli.main import CliState, pass_state
 
 if TYPE_CHECKING:
     from atoll.store.keys import ApiKey
 
 SCOPES = ("predict", "feedback", "read", "admin")
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @click.command()
@@ -104,7 +100,7 @@ def create(
     key, plaintext = api.create_key(
         scopes,
         models,
-        expires_in=_duration(expires),
+        expires_in=duration(expires),
         description=description,
         rate_per_s=rate_limit,
         settings=state.settings(),
@@ -176,15 +172,6 @@ def _key_view(key: ApiKey) -> dict[str, object]:
         "expires_at": key.expires_at,
         "revoked_at": key.revoked_at,
     }
-
-
-def _duration(text: str | None) -> timedelta | None:
-    if text is None:
-        return None
-    match = _DURATION.match(text.strip())
-    if not match or int(match.group(1)) == 0:
-        raise click.BadParameter(f"{text!r}: use a positive number and a unit: 30d, 12h, 90m, 45s")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
 def _url_host(host: str) -> str:

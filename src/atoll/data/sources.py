@@ -11,8 +11,9 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from atoll._extras import require
 from atoll._hashing import sha256_bytes, sha256_file
-from atoll.errors import DataError
+from atoll.errors import DataError, first_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,6 +58,7 @@ def _csv_options() -> Any:
 
 def read_table(file: Path) -> pa.Table:
     """Read one whole file into an Arrow table, multi-threaded."""
+    require("pyarrow")
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -67,7 +69,7 @@ def read_table(file: Path) -> pa.Table:
         else:
             table = pq.read_table(file)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise DataError(f"cannot read {file}: {_first_line(exc)}", file=str(file)) from None
+        raise DataError(f"cannot read {file}: {first_line(exc)}", file=str(file)) from None
     if table.num_rows == 0:
         raise DataError(f"{file} holds no rows", file=str(file))
     return table
@@ -85,6 +87,7 @@ def read_frame(
             cell is not a number arrives as text; its numbers are parsed here and
             only the bad cells stay text, so validation names exactly those rows.
     """
+    require("pyarrow")
     import pyarrow as pa
 
     tables = [read_table(file) for file in resolve_files(pattern, base_dir)]
@@ -121,6 +124,7 @@ def iter_frames(
     pattern: str, base_dir: Path | None = None, batch_rows: int = DEFAULT_BATCH_ROWS
 ) -> Iterator[pd.DataFrame]:
     """Yield frames of at most ``batch_rows`` rows, file by file, in bounded memory."""
+    require("pyarrow")
     import pyarrow as pa
 
     for file in resolve_files(pattern, base_dir):
@@ -128,7 +132,7 @@ def iter_frames(
             for batch in _batches(file, batch_rows):
                 yield batch.to_pandas()
         except (OSError, pa.ArrowInvalid) as exc:
-            raise DataError(f"cannot read {file}: {_first_line(exc)}", file=str(file)) from None
+            raise DataError(f"cannot read {file}: {first_line(exc)}", file=str(file)) from None
 
 
 def _batches(file: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -174,7 +178,7 @@ def iter_sql(
     try:
         engine = sa.create_engine(url)
     except sa.exc.ArgumentError as exc:  # unparsable URL or unknown dialect
-        raise DataError(f"invalid SQL source URL: {_first_line(exc)}") from None
+        raise DataError(f"invalid SQL source URL: {first_line(exc)}") from None
     shown = engine.url.render_as_string(hide_password=True)
     rows = 0
     try:
@@ -186,12 +190,8 @@ def iter_sql(
                 if len(frame):
                     yield frame
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:  # pandas wraps some
-        raise DataError(f"SQL source {shown} failed: {_first_line(exc)}", source=shown) from None
+        raise DataError(f"SQL source {shown} failed: {first_line(exc)}", source=shown) from None
     finally:
         engine.dispose()
     if rows == 0:
         raise DataError(f"the SQL query on {shown} returned no rows", source=shown)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

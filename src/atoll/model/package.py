@@ -2,7 +2,9 @@
 
 Writing puts the files first and the manifest last, so a package without a
 manifest is simply incomplete. Opening verifies every hash before any file is
-parsed, and refuses unlisted files, so nothing unverified is ever loaded.
+parsed, and refuses unlisted files, so nothing unverified is ever loaded. With a
+signing key, the manifest also carries an HMAC signature (:mod:`atoll.model.signing`)
+and opening refuses a package that is unsigned or signed with another key.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from atoll._hashing import canonical_json, sha256_file
 from atoll.errors import IntegrityError, PackageError
+from atoll.model.signing import SIGNATURE, check_signature, signature_of
 
 MANIFEST = "MANIFEST.json"
 FORMAT_VERSION = 1
@@ -22,12 +25,18 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def write_package(
-    directory: Path, manifest: Mapping[str, Any], files: Mapping[str, bytes]
+    directory: Path,
+    manifest: Mapping[str, Any],
+    files: Mapping[str, bytes],
+    *,
+    signing_key: bytes | None = None,
 ) -> dict[str, Any]:
     """Write ``files`` and a manifest listing their hashes into a new ``directory``.
 
     Files already in the directory (e.g. a model file written by its library)
-    are included too; ``files`` adds in-memory ones.
+    are included too; ``files`` adds in-memory ones. A ``signature`` in
+    ``manifest`` (say, copied from a parent package) is dropped, since it would
+    no longer match; with ``signing_key`` the new manifest is signed.
     """
     directory.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
@@ -39,20 +48,51 @@ def write_package(
         for path in sorted(directory.rglob("*"))
         if path.is_file() and path.name != MANIFEST
     }
-    full = {"format_version": FORMAT_VERSION, **manifest, "files": listed}
-    (directory / MANIFEST).write_bytes(json.dumps(full, indent=2, sort_keys=True).encode())
+    unsigned = {k: v for k, v in manifest.items() if k != SIGNATURE}
+    full = {"format_version": FORMAT_VERSION, **unsigned, "files": listed}
+    if signing_key is not None:
+        full[SIGNATURE] = signature_of(full, signing_key)
+    _write_manifest(directory, full)
     return full
 
 
-def verify_package(directory: Path) -> dict[str, Any]:
+def sign_package(directory: Path, signing_key: bytes) -> dict[str, Any]:
+    """Sign the manifest of a package written without a key; return the signed manifest.
+
+    Only the manifest changes: it already holds every file's hash, so its
+    signature covers the whole package (registering verifies the files).
+    """
+    manifest = read_manifest(directory)
+    signed = {**manifest, SIGNATURE: signature_of(manifest, signing_key)}
+    _write_manifest(directory, signed)
+    return signed
+
+
+def _write_manifest(directory: Path, manifest: Mapping[str, Any]) -> None:
+    (directory / MANIFEST).write_bytes(json.dumps(manifest, indent=2, sort_keys=True).encode())
+
+
+def verify_package(
+    directory: Path, *, signing_key: bytes | None = None, manifest_bytes: bytes | None = None
+) -> dict[str, Any]:
     """Check the manifest and every file's sha256; return the manifest.
+
+    With ``signing_key``, the manifest's signature is checked first; without
+    one, a signature present is not checked. ``manifest_bytes`` (the caller's
+    one read of ``MANIFEST.json``) is what gets checked instead of a fresh
+    read, so what the caller keeps is exactly what was verified.
 
     Raises:
         PackageError: no readable manifest, an unsafe or missing file.
         IntegrityError: a file's content does not match its recorded hash, a
-            link leads outside the package, or a file is not listed.
+            link leads outside the package, a file is not listed, or (with a
+            key) the package is unsigned or mis-signed.
     """
-    manifest = read_manifest(directory)
+    if manifest_bytes is None:
+        manifest_bytes = read_manifest_bytes(directory)
+    manifest = parse_manifest(manifest_bytes, directory)
+    if signing_key is not None:
+        check_signature(manifest, signing_key, f"package {directory}")
     files = listed_files(manifest, str(directory))
     root = directory.resolve()
     for name, digest in files.items():
@@ -89,9 +129,30 @@ def listed_files(manifest: Mapping[str, Any], where: str) -> dict[str, str]:
 
 def read_manifest(directory: Path) -> dict[str, Any]:
     """Parse MANIFEST.json, checking its format version."""
+    return parse_manifest(read_manifest_bytes(directory), directory)
+
+
+def read_manifest_bytes(directory: Path) -> bytes:
+    """The bytes of a package's MANIFEST.json, read once.
+
+    Raises:
+        PackageError: there is no readable manifest.
+    """
     try:
-        manifest = json.loads((directory / MANIFEST).read_bytes())
-    except (OSError, ValueError) as exc:
+        return (directory / MANIFEST).read_bytes()
+    except OSError as exc:
+        raise PackageError(f"{directory} is not a model package: no readable {MANIFEST}") from exc
+
+
+def parse_manifest(data: bytes, directory: Path) -> dict[str, Any]:
+    """Parse the bytes of ``directory``'s MANIFEST.json, checking its format version.
+
+    Raises:
+        PackageError: not JSON, or an unsupported format version.
+    """
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
         raise PackageError(f"{directory} is not a model package: no readable {MANIFEST}") from exc
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
     if version != FORMAT_VERSION:

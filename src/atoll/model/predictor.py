@@ -56,15 +56,23 @@ class Predictor:
     manifest: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, directory: Path, allow_imports: Sequence[str] = ()) -> Predictor:
-        """Verify a package's hashes, then load it.
+    def open(
+        cls,
+        directory: Path,
+        allow_imports: Sequence[str] = (),
+        *,
+        signing_key: bytes | None = None,
+    ) -> Predictor:
+        """Verify a package's hashes (and, with ``signing_key``, its signature), then load it.
 
         Args:
             directory: the package directory.
             allow_imports: module prefixes trusted for user steps and model types,
                 beyond the built-ins. A package cannot grant this to itself.
+            signing_key: refuse the package unless its manifest is signed with this key.
         """
-        return cls.from_verified(directory, verify_package(directory), allow_imports)
+        manifest = verify_package(directory, signing_key=signing_key)
+        return cls.from_verified(directory, manifest, allow_imports)
 
     @classmethod
     def from_verified(

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from atoll._extras import TRAINING, require
 from atoll._progress import Stages
 from atoll.data.profile import profile_frame, profile_predictions
 from atoll.data.split import split_rows
 from atoll.data.wrangler import Wrangler
 from atoll.errors import DataError, SchemaError, TrainingError
-from atoll.model import formats
-from atoll.model.estimators import build_estimator
+from atoll.model import formats, holdout
+from atoll.model.estimators import DEFAULT_PREFIXES, build_estimator
 from atoll.model.evaluate import evaluate, feature_importance, headline
 from atoll.model.fairness import fairness_report
 from atoll.model.gates import GateResult, check_gate_names, check_gates
@@ -99,17 +100,25 @@ def train_package(
         }
         fingerprint = data_fingerprint or frame_fingerprint(frame)
         lineage = _lineage(spec, prepared, stages, source, project_dir, fingerprint)
-        manifest = write_package(
-            out_dir,
-            _manifest(spec, prepared, model_format, model_file, evaluation, gates, lineage),
-            files,
-        )
+        entries = _manifest(spec, prepared, model_format, model_file, evaluation, gates, lineage)
+        kept = holdout.holdout_bytes(spec, prepared.frame, test)
+        if kept is not None:
+            files[holdout.FILE] = kept[0]
+            entries["holdout"] = {"file": holdout.FILE, "rows": kept[1]}
+        manifest = write_package(out_dir, entries, files)
         note.text = f"{len(manifest['files'])} files"
     return TrainResult(out_dir, manifest, evaluation, gates, predictor)
 
 
 def check_spec(spec: Spec) -> None:
-    """Check everything that needs no data (gates, steps, estimator), so typos fail at once."""
+    """Check everything that needs no data (gates, steps, estimator), so typos fail at once.
+
+    Raises:
+        MissingDependencyError: training needs ``atoll[full]`` (the lean serving
+            install lacks scikit-learn and the estimator's library).
+    """
+    library = spec.model.estimator.partition(".")[0]
+    require(*TRAINING, *([library] if library in DEFAULT_PREFIXES else []))
     check_gate_names(spec.gates, spec.task, spec.evaluate.metrics, spec.fairness_columns)
     Wrangler.from_spec(spec.features, spec.schema.features, list(spec.allow_imports))
     build_estimator(spec)
@@ -147,7 +156,7 @@ def _encode_target(spec: Spec, target: pd.Series[Any]) -> tuple[np.ndarray, list
     if not spec.task.is_classification:
         return target.to_numpy(dtype=np.float64), []
     labels, y = np.unique(target.to_numpy(), return_inverse=True)
-    classes = [_plain(v) for v in labels.tolist()]
+    classes = [holdout.plain_label(v) for v in labels.tolist()]
     if len(classes) < 2:
         raise DataError(f"target column {spec.target!r} has one class only ({classes[0]!r})")
     if spec.task is Task.BINARY and len(classes) > 2:
@@ -172,11 +181,6 @@ def _positive_first(spec: Spec, classes: list[Any]) -> bool:
             f"(its classes: {classes})"
         )
     return matches[0] == 0
-
-
-def _plain(value: Any) -> Any:
-    """Integral float labels (how validated int columns arrive) become ints."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _split(spec: Spec, prepared: _Prepared, stages: Stages) -> tuple[np.ndarray, np.ndarray]:

@@ -138,9 +138,7 @@ async def _lifespan(
     app: Starlette, options: AppOptions, lifecycle: Lifecycle
 ) -> AsyncIterator[None]:
     settings = options.settings
-    registry = await asyncio.to_thread(
-        Registry.open, settings.db_url, settings.artifact_root, actor=settings.actor
-    )
+    registry = await asyncio.to_thread(Registry.from_settings, settings)
     state = await _build_state(registry, options)
     app.state.atoll = state
     _settle_memory()

@@ -18,6 +18,9 @@ import struct
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
+from atoll._extras import require
+from atoll.errors import MissingDependencyError
+
 from .codecs_base import Columns, Decoded, check_count, shown
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -32,6 +35,7 @@ EXPANSION_FACTOR = 4
 
 def decode_arrow_stream(body: bytes, *, max_rows: int) -> Decoded:
     """An Arrow IPC stream (schema, then record batches) as columns."""
+    _need_pyarrow("Arrow IPC")
     import pyarrow as pa
 
     buffer = pa.py_buffer(body)
@@ -52,6 +56,7 @@ def decode_csv(body: bytes, *, max_rows: int, numeric: Collection[str] = ()) -> 
     has its number-like cells parsed one by one, so the validator names only
     the rows that really are bad.
     """
+    _need_pyarrow("CSV")
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -70,6 +75,16 @@ def decode_csv(body: bytes, *, max_rows: int, numeric: Collection[str] = ()) -> 
         if values is not None:
             decoded.columns[name] = [_number_or_text(value) for value in values]
     return decoded
+
+
+def _need_pyarrow(kind: str) -> None:
+    """Refuse the body (415) on an install without pyarrow, naming the extra; JSON still works."""
+    try:
+        require("pyarrow")
+    except MissingDependencyError as error:
+        raise UnsupportedMediaType(
+            f"this server cannot read {kind} bodies ({error}); send application/json"
+        ) from None
 
 
 def _number_or_text(value: Any) -> Any:

@@ -11,11 +11,11 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from atoll._hashing import sha256_file
+from atoll._hashing import sha256_bytes
 from atoll.errors import IntegrityError, PackageError
-from atoll.model.package import MANIFEST, listed_files, verify_package
+from atoll.model.package import MANIFEST, listed_files, read_manifest_bytes, verify_package
 from atoll.store.artifacts import ArtifactStore, check_digest
 
 
@@ -34,19 +34,47 @@ def parse_listing(manifest_bytes: bytes, where: str) -> dict[str, str]:
     return listed_files(manifest, where)
 
 
-def read_source(package_dir: Path) -> tuple[bytes, dict[str, str]]:
-    """Verify a package directory (every file against its manifest) and read its manifest.
+class BlobWriter(Protocol):
+    """What storing a package writes to: the artifact store, or one batch of it."""
+
+    def put_file(self, path: Path) -> str: ...
+
+    def put_bytes(self, data: bytes) -> str: ...
+
+
+def read_source(
+    package_dir: Path, signing_key: bytes | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """Verify a package directory (every file, and the signature given a key); read its manifest.
 
     Raises:
         PackageError: not a package, or a listed file missing or unsafe.
-        IntegrityError: a file altered, unlisted, or a link leading outside.
+        IntegrityError: a file altered, unlisted, or a link leading outside;
+            with a key, an unsigned or mis-signed manifest.
     """
-    manifest = verify_package(package_dir)
-    return (package_dir / MANIFEST).read_bytes(), dict(manifest["files"])
+    manifest_bytes = read_manifest_bytes(package_dir)  # read once: stored as verified
+    manifest = verify_package(package_dir, signing_key=signing_key, manifest_bytes=manifest_bytes)
+    return manifest_bytes, dict(manifest["files"])
+
+
+def source_size(package_dir: Path, manifest_bytes: bytes, listing: dict[str, str]) -> int:
+    """A package's size: its files' bytes and its manifest's."""
+    return len(manifest_bytes) + sum((package_dir / name).stat().st_size for name in listing)
+
+
+def stored_size(artifacts: ArtifactStore, manifest_digest: str) -> int:
+    """The size of a stored package, as :func:`source_size` counts it, from its blobs.
+
+    Raises:
+        IntegrityError: the manifest or a file's blob is missing or altered.
+    """
+    manifest_bytes = artifacts.get_bytes(manifest_digest, label=MANIFEST)
+    listing = parse_listing(manifest_bytes, f"package {manifest_digest}")
+    return len(manifest_bytes) + sum(artifacts.size(digest) for digest in listing.values())
 
 
 def store_source(
-    package_dir: Path, manifest_bytes: bytes, listing: dict[str, str], artifacts: ArtifactStore
+    package_dir: Path, manifest_bytes: bytes, listing: dict[str, str], artifacts: BlobWriter
 ) -> str:
     """Put every listed file, then the manifest, into the store; return the manifest's digest.
 
@@ -92,19 +120,30 @@ def verify_copy(directory: Path, manifest_digest: str, listing: dict[str, str]) 
         IntegrityError: a file is missing, altered, a link, or not listed.
     """
     manifest = directory / MANIFEST
-    if manifest.is_symlink() or not manifest.is_file() or sha256_file(manifest) != manifest_digest:
+    data = _read_or_none(manifest)
+    if data is None or sha256_bytes(data) != manifest_digest:
         raise IntegrityError(
             f"{MANIFEST} in the cached package {directory} was altered or removed",
             file=MANIFEST,
             digest=manifest_digest,
         )
     try:
-        verified = verify_package(directory)
+        verified = verify_package(directory, manifest_bytes=data)  # the bytes just hashed
     except PackageError as exc:
         raise IntegrityError(f"the cached package {directory} is damaged: {exc}") from exc
     if verified["files"] != listing:
         raise IntegrityError(f"the cached package {directory} does not match its manifest")
     return verified
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    """A regular file's bytes; None for a link, anything else, or nothing."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        return path.read_bytes()
+    except OSError:  # removed meanwhile
+        return None
 
 
 def _assemble(

@@ -72,6 +72,7 @@ def insert_version(
     digest: str,
     summary: dict[str, Any],
     actor: str,
+    size_bytes: int | None = None,
 ) -> None:
     """Record one version row."""
     conn.execute(
@@ -83,6 +84,7 @@ def insert_version(
             summary=summary,
             created_at=utcnow(),
             created_by=actor,
+            size_bytes=size_bytes,
         )
     )
 
@@ -152,6 +154,7 @@ def load_versions(
             created_by=row.created_by,
             aliases=by_version.get(row.version, []),
             tags=by_id.get(row.id, {}),
+            size_bytes=row.size_bytes,
         )
         for row in rows
     ]

@@ -20,6 +20,8 @@ class VersionInfo:
     created_by: str
     aliases: list[str]
     tags: dict[str, str]
+    size_bytes: int | None = None
+    """The package's size (its files and manifest); None if not known."""
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """The model registry: integer versions per model, movable aliases, tags, an audit log.
 
-Package files go into the content-addressed artifact store first; only then
-does one database transaction record the version. A process killed at any
-moment therefore leaves either a whole version or none (at most some orphan
-blobs). Version numbers come from a per-model counter bumped with
+Package files go into the content-addressed artifact store first (all of them
+or none, within the store's quota); only then does one database transaction
+record the version. A process killed at any moment therefore leaves either a
+whole version or none (at most some orphan blobs, which ``atoll gc`` removes).
+Version numbers come from a per-model counter bumped with
 ``UPDATE ... RETURNING`` inside that transaction, so concurrent registrations
 get distinct, consecutive numbers. Rows never leave this module: callers get
 frozen dataclasses.
@@ -11,6 +12,7 @@ frozen dataclasses.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from sqlalchemy.engine import Connection, Engine
 
 from atoll._hashing import canonical_json
-from atoll.errors import NotFoundError, PromotionError, RegistryError
+from atoll.errors import IntegrityError, NotFoundError, PromotionError, RegistryError
+from atoll.model.signing import check_signature
 from atoll.store import _packages
 from atoll.store import _queries as q
 from atoll.store.artifacts import ArtifactStore, LocalArtifacts
@@ -30,10 +33,14 @@ from atoll.types import ModelRef, check_alias, check_model_name
 
 if TYPE_CHECKING:
     from atoll.model.predictor import Predictor
+    from atoll.settings import Settings
 
 T = TypeVar("T")
 
 STATUSES = frozenset({"ready", "gate_failed"})
+"""The statuses a version is registered with."""
+DELETED = "deleted"
+"""The status ``atoll gc`` gives a version whose files it removes; the row stays, for history."""
 DEFAULT_ALIAS = "production"
 """What a bare model name means when loading: ``name`` is ``name@production``."""
 
@@ -55,12 +62,14 @@ class Registry:
         cache_root: Path,
         actor: str = "unknown",
         retry: Retry = DEFAULT_RETRY,
+        signing_key: bytes | None = None,
     ) -> None:
         self.engine = engine
         self.artifacts = artifacts
         self.cache_root = cache_root
         self.actor = actor
         self.retry = retry
+        self.signing_key = signing_key
 
     @classmethod
     def open(
@@ -71,6 +80,8 @@ class Registry:
         *,
         cache_root: Path | None = None,
         retry: Retry = DEFAULT_RETRY,
+        max_bytes: int | None = None,
+        signing_key: bytes | None = None,
     ) -> Registry:
         """Connect to the database at ``url`` and migrate it to the newest schema.
 
@@ -81,6 +92,9 @@ class Registry:
             cache_root: where verified package copies are materialised;
                 defaults to ``<artifact_root>/../cache``.
             retry: how long to wait out a locked or unreachable database.
+            max_bytes: quota of the artifact store; None for none.
+            signing_key: accept and load only packages whose manifest is signed
+                with this HMAC key; None checks no signatures.
 
         Raises:
             StoreUnavailableError: the database stayed locked or unreachable.
@@ -93,7 +107,21 @@ class Registry:
             engine.dispose()
             raise
         cache = Path(cache_root).absolute() if cache_root else root.parent / "cache"
-        return cls(engine, LocalArtifacts(root), cache_root=cache, actor=actor, retry=retry)
+        artifacts = LocalArtifacts(root, max_bytes=max_bytes)
+        return cls(
+            engine, artifacts, cache_root=cache, actor=actor, retry=retry, signing_key=signing_key
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        """The registry the settings describe: database, artifacts, quota and signing key."""
+        return cls.open(
+            settings.db_url,
+            settings.artifact_root,
+            actor=settings.actor,
+            max_bytes=settings.store_max_bytes,
+            signing_key=settings.signing_key,
+        )
 
     def close(self) -> None:
         """Release every pooled database connection."""
@@ -118,12 +146,25 @@ class Registry:
         status: str = "ready",
         summary: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        compress_blobs: bool = False,
     ) -> VersionInfo:
         """Verify a package directory, store its files, and record it as the model's next version.
 
+        Args:
+            package_dir: the package directory (left as it is).
+            name: the model's name.
+            status: ``ready``, or ``gate_failed`` for a version that may not be promoted.
+            summary: JSON facts shown by ``atoll models`` (metrics, estimator...).
+            tags: key/value tags.
+            compress_blobs: store the files zstd-compressed (reads decompress
+                transparently; a blob once compressed stays compressed).
+
         Raises:
             PackageError: the directory is not a well-formed package.
-            IntegrityError: a file does not match the sha256 in its manifest.
+            IntegrityError: a file does not match the sha256 in its manifest, or
+                (with a signing key) the package is unsigned or mis-signed.
+            StorageFullError: the files would take the store over its quota, or
+                the disk is full; nothing is stored or recorded.
             RegistryError: an unknown status, bad tags, or a summary that is not JSON.
         """
         check_model_name(name)
@@ -131,15 +172,26 @@ class Registry:
             raise RegistryError(f"unknown status {status!r}: use one of {sorted(STATUSES)}")
         clean_tags = _check_tags(tags or {})
         clean_summary = _json_object(summary or {}, "summary")
-        manifest_bytes, listing = _packages.read_source(Path(package_dir))
-        digest = _packages.store_source(Path(package_dir), manifest_bytes, listing, self.artifacts)
+        source = Path(package_dir)
+        manifest_bytes, listing = _packages.read_source(source, self.signing_key)
+        size = _packages.source_size(source, manifest_bytes, listing)
+        with self.artifacts.batch(compress=compress_blobs) as batch:
+            digest = _packages.store_source(source, manifest_bytes, listing, batch)
 
         def work(conn: Connection) -> VersionInfo:
             model_id = q.ensure_model(conn, name)
             version = q.next_version(conn, model_id)
-            q.insert_version(conn, model_id, version, status, digest, clean_summary, self.actor)
+            q.insert_version(
+                conn, model_id, version, status, digest, clean_summary, self.actor, size
+            )
             q.upsert_tags(conn, model_id, version, clean_tags)
-            detail = {"version": version, "status": status, "manifest_digest": digest}
+            detail = {
+                "version": version,
+                "status": status,
+                "manifest_digest": digest,
+                "size_bytes": size,
+                "compressed": compress_blobs,
+            }
             q.add_audit(conn, self.actor, "register", name, detail)
             return q.one_version(conn, name, model_id, version)
 
@@ -180,7 +232,8 @@ class Registry:
 
         Raises:
             NotFoundError: unknown model or version.
-            PromotionError: the version failed its gates and ``force`` is not set.
+            PromotionError: the version failed its gates and ``force`` is not set,
+                or ``atoll gc`` deleted it (``force`` cannot bring it back).
         """
         check_model_name(name)
         check_alias(alias)
@@ -197,7 +250,7 @@ class Registry:
                     version=version,
                 )
             forced = target.status == "gate_failed"
-            return self._move_alias(conn, name, model_id, alias, version, "set_alias", forced)
+            return self._move_alias(conn, model_id, alias, target, "set_alias", forced)
 
         return self._write(work)
 
@@ -210,6 +263,7 @@ class Registry:
         Raises:
             NotFoundError: unknown model, or the model has no such alias.
             RegistryError: the alias has no earlier target to go back to.
+            PromotionError: ``atoll gc`` deleted the version it pointed to before.
         """
         check_model_name(name)
         check_alias(alias)
@@ -224,7 +278,8 @@ class Registry:
                     model=name,
                     alias=alias,
                 )
-            return self._move_alias(conn, name, model_id, alias, previous, "rollback", False)
+            target = q.one_version(conn, name, model_id, previous)
+            return self._move_alias(conn, model_id, alias, target, "rollback", False)
 
         return self._write(work)
 
@@ -280,11 +335,13 @@ class Registry:
         """A verified local copy of a version's package directory.
 
         Every file is checked against its sha256 on every call, whether the
-        copy is fresh or already in the cache.
+        copy is fresh or already in the cache; with a signing key, so is the
+        manifest's signature.
 
         Raises:
-            NotFoundError: the reference does not resolve.
-            IntegrityError: a stored blob or a cached file was altered.
+            NotFoundError: the reference does not resolve, or gc deleted the version.
+            IntegrityError: a stored blob or a cached file was altered, or (with
+                a signing key) the package is unsigned or mis-signed.
         """
         return self._fetch(ref)[0]
 
@@ -301,20 +358,50 @@ class Registry:
         directory, manifest = self._fetch(ref)  # verified here: not hashed a second time
         return Predictor.from_verified(directory, manifest, allow_imports=allow_imports)
 
+    def with_size(self, info: VersionInfo) -> VersionInfo:
+        """``info`` with its package size, measured from the stored blobs if not recorded.
+
+        Versions registered before sizes were recorded have none; a deleted
+        version, or one whose blobs are gone, stays without one.
+        """
+        if info.size_bytes is not None or info.status == DELETED:
+            return info
+        try:
+            size = _packages.stored_size(self.artifacts, info.manifest_digest)
+        except IntegrityError:
+            return info
+        return dataclasses.replace(info, size_bytes=size)
+
     def _fetch(self, ref: ModelRef | str) -> tuple[Path, dict[str, Any]]:
         info = self.get_version(ref)
-        return _packages.materialise(self.artifacts, info.manifest_digest, self.cache_root)
+        if info.status == DELETED:
+            raise _deleted(info)
+        try:
+            directory, manifest = _packages.materialise(
+                self.artifacts, info.manifest_digest, self.cache_root
+            )
+        except IntegrityError as exc:
+            # gc may have retired the version (and removed its blobs) since it was read.
+            now = self.get_version(ModelRef(info.name, version=info.version))
+            if now.status == DELETED:
+                raise _deleted(now) from exc
+            raise
+        if self.signing_key is not None:
+            check_signature(manifest, self.signing_key, f"package {info.name}@{info.version}")
+        return directory, manifest
 
     def _move_alias(
         self,
         conn: Connection,
-        name: str,
         model_id: int,
         alias: str,
-        version: int,
+        target: VersionInfo,
         action: str,
         forced: bool,
     ) -> VersionInfo:
+        """Point ``alias`` at ``target`` (read in this transaction: gc and promotions serialize)."""
+        _refuse_deleted(target, alias)
+        name, version = target.name, target.version
         current = q.alias_version(conn, model_id, alias)
         if current != version:
             q.upsert_alias(conn, model_id, alias, version, self.actor)
@@ -327,6 +414,27 @@ class Registry:
 
     def _read(self, work: Callable[[Connection], T]) -> T:
         return run_transaction(self.engine, work, read_only=True, retry=self.retry)
+
+
+def _deleted(info: VersionInfo) -> NotFoundError:
+    return NotFoundError(
+        f"version {info.version} of model {info.name!r} was deleted by `atoll gc`: "
+        "its files are gone",
+        model=info.name,
+        version=info.version,
+    )
+
+
+def _refuse_deleted(info: VersionInfo, alias: str) -> None:
+    """Checked in the transaction that moves the alias, so gc and a promotion serialize."""
+    if info.status == DELETED:
+        raise PromotionError(
+            f"version {info.version} of model {info.name!r} was deleted by `atoll gc`, "
+            f"so it may not take the alias {alias!r}",
+            model=info.name,
+            alias=alias,
+            version=info.version,
+        )
 
 
 def _as_ref(ref: ModelRef | str) -> ModelRef:

@@ -82,6 +82,9 @@ versions = sa.Table(
     sa.Column("summary", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("created_by", sa.String(128), nullable=False),
+    # Sum of the package's file sizes, recorded at registration (NULL for older versions:
+    # the registry measures those from the artifact store when asked).
+    sa.Column("size_bytes", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("model_id", "version"),
 )
 
@@ -163,4 +166,44 @@ feedback = sa.Table(
     sa.Column("label", sa.Text, nullable=False),
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("key_id", sa.String(32), nullable=True),
+)
+
+batch_jobs = sa.Table(
+    "batch_jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # The public id (uuid4 hex): the one users see (in the batch summary) and look a job up by.
+    sa.Column("job_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("input_fingerprint", sa.String(128), nullable=False),
+    sa.Column("output", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("rows_scored", sa.BigInteger, nullable=False),
+    sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
+    sa.Column("chunks_done", sa.Integer, nullable=False),
+    sa.Column("chunks_total", sa.Integer, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("seconds", sa.Double, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Index(None, "model", "id"),
+)
+
+monitor_results = sa.Table(
+    "monitor_results",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    # The window checked; NULL ends for a data file, which has no time window.
+    sa.Column("window_start", UTCDateTime, nullable=True),
+    sa.Column("window_end", UTCDateTime, nullable=True),
+    sa.Column("check_name", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("result", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "model", "check_name", "id"),
 )

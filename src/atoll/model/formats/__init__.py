@@ -16,17 +16,25 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from atoll.errors import MissingDependencyError, PackageError
+from atoll._extras import require
+from atoll.errors import PackageError
 from atoll.types import Task
 
 FORMATS = {
     "skops": ("atoll.model.formats.skops_format", "model.skops"),
     "lightgbm": ("atoll.model.formats.lightgbm_format", "model.lgb.txt"),
     "xgboost": ("atoll.model.formats.xgboost_format", "model.xgb.json"),
+    "onnx": ("atoll.model.formats.onnx_format", "model.onnx"),
 }
 """Format name -> (module, file name inside the package)."""
 
-_EXTRAS = {"xgboost": "xgboost"}
+_LIBRARIES = {
+    "skops": ("sklearn", "skops"),
+    "lightgbm": ("lightgbm",),
+    "xgboost": ("xgboost",),
+    "onnx": ("onnxruntime",),
+}
+"""Format name -> the libraries it needs (each checked before use: the lean install lacks most)."""
 
 
 class Scorer(Protocol):
@@ -58,10 +66,14 @@ def load(name: str, path: Path, task: Task, trusted: list[str]) -> Scorer:
 
 
 def _module(name: str) -> Any:
-    try:
-        return importlib.import_module(FORMATS[name][0])
-    except ImportError as exc:
-        raise MissingDependencyError(name, _EXTRAS.get(name, name)) from exc
+    """The format's module, once its libraries are known to be installed.
+
+    Raises:
+        MissingDependencyError: naming the extra that brings a missing library
+            (e.g. a LightGBM package served by the lean ``atoll[serve-lite]``).
+    """
+    require(*_LIBRARIES[name])
+    return importlib.import_module(FORMATS[name][0])
 
 
 @dataclass(frozen=True)
