@@ -59,13 +59,6 @@ def quarantine_table(
     )
 
 
-def empty_quarantine() -> pa.Table:
-    import pyarrow as pa
-
-    types = (pa.int64(), pa.string(), pa.string(), pa.string(), pa.string())
-    return pa.table({name: pa.array([], kind) for name, kind in zip(FIELDS, types, strict=True)})
-
-
 def _reasons(one: Schema, values: pd.DataFrame) -> list[Reason]:
     """Which rows of a one-column frame broke which rule."""
     result = one.validate(values, "predict")
