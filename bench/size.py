@@ -201,8 +201,9 @@ def sizes_table(results: list[Result]) -> None:
             num(c.max_diff if c else None, "{:.1e}"),
         ])  # fmt: skip
     print(
-        "\nsizes (pkg: every file of the package, hold-out rows included; model: the model"
-        " file;\narchive: the compressed package zstd-compressed, as --target archive stores it;"
+        "\nsizes (pkg: every file of the package but its hold-out rows, which a compressed"
+        " child shares\nwith its parent; model: the model file; archive: the compressed"
+        " package zstd-compressed,\nas --target archive stores it;"
         "\njoblib zstd: the pickle compressed the same way, for comparison)"
     )
     print_table(headers, lines)

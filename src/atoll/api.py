@@ -635,7 +635,7 @@ def compress(
     with open_registry(settings) as registry, _scratch(settings) as scratch:
         parent = registry.get_version(ref)
         directory = registry.fetch_package(f"{parent.name}@{parent.version}")
-        frame, source = _holdout_rows(directory, data)
+        frame, source = _holdout_rows(registry, directory, data, scratch)
         lineage = {"name": parent.name, "version": parent.version}
         report = compress_package(
             directory,
@@ -667,8 +667,14 @@ def _compress_options(settings: Settings, overrides: dict[str, Any]) -> Compress
         raise SpecError("invalid compress options", problems=problems) from None
 
 
-def _holdout_rows(directory: Path, data: Path | str | None) -> tuple[pd.DataFrame, str]:
-    """The rows to evaluate on: ``data`` when given, else the package's own hold-out."""
+def _holdout_rows(
+    registry: Registry, directory: Path, data: Path | str | None, scratch: Path
+) -> tuple[pd.DataFrame, str]:
+    """The rows to evaluate on: ``data`` when given, else the package's hold-out.
+
+    A compressed package refers to its parent's hold-out: that blob is copied
+    (verified) from the artifact store into ``scratch``.
+    """
     from atoll.data.sources import read_frame
     from atoll.model.holdout import FILE, read_holdout
     from atoll.model.package import read_manifest
@@ -676,7 +682,12 @@ def _holdout_rows(directory: Path, data: Path | str | None) -> tuple[pd.DataFram
 
     manifest = read_manifest(directory)
     if data is None:
-        return read_holdout(directory, manifest), FILE
+
+        def shared(name: str, digest: str) -> Path:
+            registry.artifacts.copy_to(digest, scratch / name, label=name)
+            return scratch / name
+
+        return read_holdout(directory, manifest, shared), FILE
     schema = schema_from_manifest(manifest)
     return read_frame(str(data), numeric=_numeric(schema)), str(data)
 

@@ -15,8 +15,10 @@ from click.testing import CliRunner, Result
 
 from atoll import api
 from atoll.cli.main import cli
+from atoll.errors import PackageError
 from atoll.model.holdout import read_holdout
 from atoll.model.package import read_manifest
+from atoll.store.gc import collect_garbage
 from tests.model.compressing import LOGISTIC, UNCONVERTIBLE, Trained, scaled_features, train
 
 pytestmark = pytest.mark.xdist_group("compress-cli")  # one worker trains the projects once
@@ -249,3 +251,40 @@ def test_an_archive_target_registers_compressed_blobs_that_load(linear: Trained)
     assert any(p.suffix == ".zst" for p in blobs)
     predictor = api.load(f"credit-risk@{version}", settings=linear.settings)
     assert predictor.manifest["model"]["format"] == "onnx"
+
+
+def test_a_child_shares_its_parent_s_holdout_and_gc_keeps_it_for_the_child(
+    tmp_path: Path,
+) -> None:
+    """The child refers to the parent's hold-out blob: retiring the parent must not lose it."""
+    project = train(tmp_path / "shared", compress={"candidates": ["onnx"]}, gates=[])
+    assert compress(project, "credit-risk@1").exit_code == 0
+    parent, child = (
+        read_manifest(project.package()),
+        read_manifest(project.package("credit-risk@2")),
+    )
+    digest = parent["files"]["holdout.parquet"]
+    assert "holdout.parquet" not in child["files"]
+    assert child["references"] == {"holdout.parquet": digest}
+    api.promote("credit-risk@2", settings=project.settings)
+
+    with api.open_registry(project.settings) as registry:
+        report = collect_garbage(registry, keep_last=1, grace_s=0)
+        assert report.deleted_versions == ["credit-risk@1"]
+        assert registry.artifacts.exists(digest)  # the child still refers to it
+
+    # the child can be compressed again: its hold-out is read from the shared blob
+    again = compress(project, "credit-risk@2", "--dry-run", "--json")
+    assert json.loads(again.stdout)["holdout"]["rows"] == 300, again.stderr
+
+
+def test_a_package_referring_to_a_blob_the_store_lacks_is_refused(tmp_path: Path) -> None:
+    project = train(tmp_path / "lacking", compress={"candidates": ["onnx"]}, gates=[])
+    assert compress(project, "credit-risk@1").exit_code == 0
+    # another split: other hold-out rows, so this store lacks the first one's blob
+    other = train(tmp_path / "other", gates=[], split={"method": "time", "test_size": 0.3})
+
+    with api.open_registry(other.settings) as registry:
+        with pytest.raises(PackageError, match="does not hold"):
+            registry.register(project.package("credit-risk@2"), "credit-risk")
+        assert [v.version for v in registry.list_versions("credit-risk")] == [1]

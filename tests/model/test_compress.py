@@ -115,9 +115,13 @@ def test_the_selected_package_names_its_parent_and_what_it_cost(
     assert block["metric"] == "roc_auc" and block["target"] == "serve"
     assert block["drop"] == compressed.rows[1].drop
     assert block["evaluated_on"]["rows"] == 600
-    assert set(manifest["files"]) == set(parent["files"]) - {"model.lgb.txt"} | {"model.onnx"}
-    for name in ("wrangler.json", "holdout.parquet", "profile.json"):
+    kept = set(parent["files"]) - {"model.lgb.txt", "holdout.parquet"}
+    assert set(manifest["files"]) == kept | {"model.onnx"}
+    for name in ("wrangler.json", "profile.json"):
         assert manifest["files"][name] == parent["files"][name]
+    # the hold-out rows are the parent's blob, referred to by hash, not a copy
+    assert manifest["references"] == {"holdout.parquet": parent["files"]["holdout.parquet"]}
+    assert manifest["holdout"] == parent["holdout"]
 
 
 def test_the_selected_package_keeps_its_parent_s_metrics_and_meets_the_gates_again(

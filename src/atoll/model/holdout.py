@@ -2,14 +2,15 @@
 
 Training writes the test split's feature columns and target as
 ``holdout.parquet`` (zstd, at most :data:`MAX_ROWS` rows, sampled with the
-split's seed). Rows that hold personal data never travel: when a feature
-column is marked ``pii``, the package keeps no hold-out and callers must
-bring their own rows.
+split's seed); a compressed child refers to its parent's copy by sha256.
+Rows that hold personal data never travel: when a feature column is marked
+``pii``, the package keeps no hold-out and callers must bring their own rows.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from atoll.errors import DataError, PackageError, SchemaError
-from atoll.model.package import safe_name
+from atoll.model.package import referenced_blobs, safe_name
 from atoll.types import Task
 
 if TYPE_CHECKING:
@@ -49,23 +50,46 @@ def holdout_bytes(spec: Spec, frame: pd.DataFrame, test: np.ndarray) -> tuple[by
     return buffer.getvalue(), int(rows.size)
 
 
-def read_holdout(directory: Path, manifest: dict[str, Any]) -> pd.DataFrame:
-    """The hold-out rows of a verified package.
+def holdout_file(manifest: Mapping[str, Any]) -> str | None:
+    """The name of a package's hold-out file (held or referred to); None when it keeps none."""
+    entry = manifest.get("holdout")
+    if not isinstance(entry, dict) or not entry.get("file"):
+        return None
+    return safe_name(str(entry["file"]))
+
+
+SharedCopy = Callable[[str, str], Path]
+"""``(name, sha256) -> path`` of a verified local copy of a blob a package refers to."""
+
+
+def read_holdout(
+    directory: Path, manifest: dict[str, Any], shared: SharedCopy | None = None
+) -> pd.DataFrame:
+    """The hold-out rows of a verified package, held in it or referred to by hash.
+
+    A compressed child refers to its parent's hold-out (manifest
+    ``references``) instead of holding a copy; ``shared`` fetches that blob.
 
     Raises:
-        PackageError: the package keeps none (older packages, or PII features).
+        PackageError: the package keeps none (older packages, or PII features),
+            or refers to one and no ``shared`` was given.
     """
     from atoll.data.sources import read_frame
 
-    entry = manifest.get("holdout")
-    if not isinstance(entry, dict) or not entry.get("file"):
+    where = f"package {manifest.get('name', directory)}"
+    name = holdout_file(manifest)
+    if name is None:
         raise PackageError(
-            f"package {manifest.get('name', directory)} keeps no hold-out rows (packages from "
-            "before hold-outs, or with a feature column marked pii, do not): pass a data file "
-            "with the target column",
+            f"{where} keeps no hold-out rows (packages from before hold-outs, or with a "
+            "feature column marked pii, do not): pass a data file with the target column",
             file=FILE,
         )
-    return read_frame(str(directory / safe_name(entry["file"])))
+    referred = referenced_blobs(manifest, where).get(name)
+    if referred is None:
+        return read_frame(str(directory / name))
+    if shared is None:
+        raise PackageError(f"{where} refers to its hold-out rows in the artifact store", file=name)
+    return read_frame(str(shared(name, referred)))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,12 @@ from atoll.model.signing import SIGNATURE, check_signature, signature_of
 
 MANIFEST = "MANIFEST.json"
 FORMAT_VERSION = 1
+REFERENCES = "references"
+"""Manifest key of the files a package uses but does not hold (name -> sha256).
+
+The artifact store keeps them once for every package that refers to them,
+e.g. the hold-out rows a compressed child shares with its parent.
+"""
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -120,11 +126,27 @@ def listed_files(manifest: Mapping[str, Any], where: str) -> dict[str, str]:
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise PackageError(f"{where}: {MANIFEST} has no 'files' mapping of path to sha256")
-    for name, digest in files.items():
+    return _checked_digests(files, where)
+
+
+def referenced_blobs(manifest: Mapping[str, Any], where: str) -> dict[str, str]:
+    """The manifest's ``references`` (name -> sha256 of a blob the store holds), checked.
+
+    Raises:
+        PackageError: ``references`` is not such a mapping, or a name or digest is invalid.
+    """
+    references = manifest.get(REFERENCES, {})
+    if not isinstance(references, dict):
+        raise PackageError(f"{where}: {MANIFEST} '{REFERENCES}' is not a mapping of name to sha256")
+    return _checked_digests(references, where)
+
+
+def _checked_digests(mapping: Mapping[str, Any], where: str) -> dict[str, str]:
+    for name, digest in mapping.items():
         safe_name(name)
         if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
             raise PackageError(f"{where}: {name} has no valid sha256", file=name)
-    return dict(files)
+    return dict(mapping)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

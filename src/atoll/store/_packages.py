@@ -15,7 +15,13 @@ from typing import Any, Protocol
 
 from atoll._hashing import sha256_bytes
 from atoll.errors import IntegrityError, PackageError
-from atoll.model.package import MANIFEST, listed_files, read_manifest_bytes, verify_package
+from atoll.model.package import (
+    MANIFEST,
+    listed_files,
+    read_manifest_bytes,
+    referenced_blobs,
+    verify_package,
+)
 from atoll.store.artifacts import ArtifactStore, check_digest
 
 
@@ -25,13 +31,43 @@ def parse_listing(manifest_bytes: bytes, where: str) -> dict[str, str]:
     Raises:
         PackageError: not a JSON object with a valid ``files`` mapping.
     """
+    return listed_files(_parse(manifest_bytes, where), where)
+
+
+def blobs_used(manifest_bytes: bytes, where: str) -> set[str]:
+    """Every blob a stored package needs: its files and the blobs it refers to.
+
+    Raises:
+        PackageError: not a JSON object with valid ``files`` and ``references``.
+    """
+    manifest = _parse(manifest_bytes, where)
+    listed = listed_files(manifest, where).values()
+    return {*listed, *referenced_blobs(manifest, where).values()}
+
+
+def check_references(manifest_bytes: bytes, artifacts: ArtifactStore, where: str) -> None:
+    """Refuse a package that refers to a blob the store does not hold.
+
+    Raises:
+        PackageError: a referenced blob is missing.
+    """
+    for name, digest in referenced_blobs(_parse(manifest_bytes, where), where).items():
+        if not artifacts.exists(digest):
+            raise PackageError(
+                f"{where} refers to {name} (sha256 {digest}), which the artifact store "
+                "does not hold: register the package it comes from in this store first",
+                file=name,
+            )
+
+
+def _parse(manifest_bytes: bytes, where: str) -> dict[str, Any]:
     try:
         manifest = json.loads(manifest_bytes)
     except ValueError as exc:
         raise PackageError(f"{where}: {MANIFEST} is not valid JSON") from exc
     if not isinstance(manifest, dict):
         raise PackageError(f"{where}: {MANIFEST} is not a JSON object")
-    return listed_files(manifest, where)
+    return manifest
 
 
 class BlobWriter(Protocol):

@@ -8,8 +8,9 @@ point *inside* that transaction, and marks the versions beyond the newest
 racing gc either lands first (and its version is kept) or is refused.
 
 *Sweeping*, after that commit: every blob that no non-deleted version lists
-(manifest and files) is removed, as are cached copies of packages no live
-version has and temp files killed writers left. Blobs written within the
+(manifest, files, and the blobs its manifest refers to) is removed, as are
+cached copies of packages no live version has and temp files killed writers
+left. Blobs written within the
 grace period are left alone: they may belong to a registration that has
 stored its files but not yet committed its version.
 """
@@ -177,7 +178,7 @@ def _live_digests(registry: Registry, retired: set[tuple[str, int]]) -> tuple[se
 def _listed(registry: Registry, name: str, version: int, digest: str) -> set[str]:
     try:
         manifest = registry.artifacts.get_bytes(digest, label="MANIFEST.json")
-        return set(_packages.parse_listing(manifest, f"package {digest}").values())
+        return _packages.blobs_used(manifest, f"package {digest}")
     except PackageError as exc:  # IntegrityError included
         raise IntegrityError(
             f"gc stopped before removing any blob: the manifest of {name}@{version} "

@@ -160,7 +160,8 @@ class Registry:
                 transparently; a blob once compressed stays compressed).
 
         Raises:
-            PackageError: the directory is not a well-formed package.
+            PackageError: the directory is not a well-formed package, or it
+                refers to a blob (``references``) the store does not hold.
             IntegrityError: a file does not match the sha256 in its manifest, or
                 (with a signing key) the package is unsigned or mis-signed.
             StorageFullError: the files would take the store over its quota, or
@@ -174,6 +175,7 @@ class Registry:
         clean_summary = _json_object(summary or {}, "summary")
         source = Path(package_dir)
         manifest_bytes, listing = _packages.read_source(source, self.signing_key)
+        _packages.check_references(manifest_bytes, self.artifacts, f"package {source}")
         size = _packages.source_size(source, manifest_bytes, listing)
         with self.artifacts.batch(compress=compress_blobs) as batch:
             digest = _packages.store_source(source, manifest_bytes, listing, batch)

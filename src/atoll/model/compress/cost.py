@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from atoll.model.evaluate import evaluate, higher_is_better
-from atoll.model.holdout import Labelled
+from atoll.model.holdout import Labelled, holdout_file
 from atoll.model.package import MANIFEST, listed_files, read_manifest
 from atoll.model.predictor import Prediction, Predictor
 from atoll.spec_compress import Target
@@ -77,8 +77,15 @@ def _measure(
 
 
 def package_size(directory: Path, target: Target) -> int:
-    """Bytes of the package's files (manifest included), zstd-compressed for ``archive``."""
-    names = [MANIFEST, *listed_files(read_manifest(directory), str(directory))]
+    """Bytes of the package's files (manifest included), zstd-compressed for ``archive``.
+
+    Hold-out rows are not counted: they are evaluation data, not the model,
+    and a compressed child shares its parent's copy (one blob in the store),
+    so counting them would only compare copies of the same rows.
+    """
+    manifest = read_manifest(directory)
+    held_out = holdout_file(manifest)
+    names = [MANIFEST, *(n for n in listed_files(manifest, str(directory)) if n != held_out)]
     if target == "serve":
         return sum((directory / name).stat().st_size for name in names)
     import zstandard
