@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -36,7 +36,7 @@ from atoll.store._logsql import (
     record_feedback,
     to_row,
 )
-from atoll.store.db import Retry, run_transaction
+from atoll.store.db import Retry, hold_wal_open, run_transaction
 
 logger = logging.getLogger("atoll.predlog")
 
@@ -108,6 +108,7 @@ class PredictionLog:
         self._needs_replay = True  # leftovers of earlier processes, first of all
         self._next_retry = 0.0
         self._counts = {"written": 0, "spilled": 0, "replayed": 0, "failed": 0}
+        self._release_wal: Callable[[], None] = lambda: None
 
     def start(self) -> None:
         """Start the writer thread; it first replays spill files left in ``spill_dir``."""
@@ -115,6 +116,7 @@ class PredictionLog:
             if self._thread is not None or self._closed:
                 raise RuntimeError("a prediction log starts once, and not after close()")
             self.spill_dir.mkdir(parents=True, exist_ok=True)
+            self._release_wal = hold_wal_open(self.engine)
             self._thread = threading.Thread(target=self._run, name="atoll-predlog", daemon=True)
             self._thread.start()
 
@@ -172,6 +174,7 @@ class PredictionLog:
             self._spill_entries(left)
         if thread is None or not thread.is_alive():
             self._spill.close()
+            self._release_wal()
 
     @property
     def stats(self) -> LogStats:
