@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint test demo bench bench-serve bench-batch bench-compress bench-size clean
+.PHONY: install chromium lint test demo bench bench-serve bench-batch bench-drift bench-compress bench-size clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +14,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Headless Chromium for the HTML report test (Debian's package: Playwright's own
+# browser download cannot be fetched here); installed only when missing.
+SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo)
+chromium:
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+test: lint chromium
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 demo: $(STAMP)
@@ -40,6 +46,9 @@ bench-size: $(STAMP)
 
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch.py
+
+bench-drift: $(STAMP)
+	$(BIN)/python bench/drift.py
 
 clean:
 	rm -rf $(VENV) atoll-demo .pytest_cache .mypy_cache .ruff_cache

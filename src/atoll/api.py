@@ -16,6 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from atoll._api_monitor import monitor_alerts as monitor_alerts
+from atoll._api_monitor import monitor_check as monitor_check
+from atoll._api_monitor import monitor_html as monitor_html
+from atoll._api_monitor import monitor_report as monitor_report
 from atoll._progress import Reporter, Stages
 from atoll.errors import AtollError, DataError, PromotionError, SpecError
 from atoll.settings import STATE_DIR, Settings
@@ -25,13 +29,16 @@ from atoll.types import ModelRef
 if TYPE_CHECKING:
     import pandas as pd
 
+    from atoll.batch.feed import LogTarget
     from atoll.batch.job import BatchSummary, ProgressReporter
     from atoll.batch.model import ModelHandle
     from atoll.batch.plan import Plan
+    from atoll.model.compress import CompressReport
     from atoll.model.predictor import Predictor
     from atoll.model.train import TrainResult
     from atoll.schema import Column, Mode, Schema, ValidationReport
     from atoll.spec import SqlSource
+    from atoll.spec_compress import CompressSpec
     from atoll.store.gc import GcReport
     from atoll.store.keys import ApiKey
     from atoll.store.registry import AuditEntry, ModelInfo, Registry, VersionInfo
@@ -247,6 +254,7 @@ def predict_batch(
     chunk_rows: int = 100_000,
     passthrough: Sequence[str] | None = None,
     fail_on_invalid: bool = False,
+    log: bool | None = None,
     reporter: ProgressReporter | None = None,
     settings: Settings | None = None,
 ) -> BatchSummary:
@@ -257,7 +265,10 @@ def predict_batch(
     ``<stem>.quarantine.<format>`` beside the output with their reasons
     (``fail_on_invalid`` makes the first one fatal instead). The output is
     written atomically; a job killed midway and run again with the same
-    arguments skips the chunks it had finished.
+    arguments skips the chunks it had finished. A job that feeds the
+    prediction log writes its rows there as the server does (role ``batch``,
+    PII hashed or dropped, ``monitor.log.sample`` of them) and adds a
+    ``prediction_id`` column to the output, for feedback.
 
     Args:
         ref: the model version, e.g. ``credit-risk@production``.
@@ -272,6 +283,8 @@ def predict_batch(
         passthrough: input columns copied to the output as read; by default
             the schema's ``id`` columns.
         fail_on_invalid: stop at the first invalid row instead of quarantining.
+        log: feed the prediction log (True), or not (False); None follows the
+            spec: on when ``monitor.log.enabled`` and ``monitor.log.batch``.
         reporter: told about progress (the CLI shows a bar or log lines).
         settings: where the registry and the job record live.
 
@@ -300,11 +313,24 @@ def predict_batch(
         with open_registry(settings) as registry:
             handle = _model_handle(registry, ref, settings)
             plan = _batch_plan(str(input), handle, chunk_rows, passthrough, settings)
-            request = BatchRequest(handle, plan, out, fmt, runner, engine, fail_on_invalid)
+            target = _log_target(registry, settings, log)
+            request = BatchRequest(handle, plan, out, fmt, runner, engine, fail_on_invalid, target)
             return run_batch(request, jobs=JobStore(registry.engine), reporter=reporter, sink=sink)
     except BaseException:
         sink.abandon()  # a work folder that holds no parts goes
         raise
+
+
+def _log_target(registry: Registry, settings: Settings, log: bool | None) -> LogTarget | None:
+    """Where a batch job logs its rows: None unless ``log`` or the spec turns logging on."""
+    from atoll.batch.feed import LogTarget
+    from atoll.store.redact import PII_PEPPER_VARIABLE, Redactor
+
+    spec = load_project_options(settings.project_dir / SPEC_FILE).monitor.log
+    if not (log if log is not None else spec.enabled and spec.batch):
+        return None
+    redactor = Redactor(spec.pii, settings.variable(PII_PEPPER_VARIABLE))
+    return LogTarget(registry.engine, redactor, spec.sample)
 
 
 def _model_handle(registry: Registry, ref: ModelRef | str, settings: Settings) -> ModelHandle:
@@ -583,11 +609,6 @@ def gc(
         return collect_garbage(registry, keep_last=keep_last, dry_run=dry_run, grace_s=grace)
 
 
-if TYPE_CHECKING:
-    from atoll.model.compress import CompressReport
-    from atoll.spec_compress import CompressSpec
-
-
 @dataclass(frozen=True)
 class CompressOutcome:
     """What ``atoll compress`` measured, and the version it registered (None on a dry run).
@@ -723,87 +744,3 @@ def _register_compressed(
         tags={"compressed_from": str(parent.version), "representation": str(report.selected)},
         compress_blobs=report.target == "archive",
     )
-
-
-if TYPE_CHECKING:  # monitoring's names, kept beside the one function that uses them
-    from datetime import datetime
-
-    from atoll.monitor.report import Report
-
-
-def monitor_report(
-    model: ModelRef | str,
-    *,
-    window: timedelta | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    data: Path | str | None = None,
-    version: int | None = None,
-    save: bool = True,
-    settings: Settings | None = None,
-) -> Report:
-    """Check a window of a version's traffic (or a data file) against its reference profile.
-
-    Drift, data quality, performance (once feedback labels exist), fairness
-    and operational health are computed in bounded memory; each check's result
-    is stored (``save``) so history can be read without recomputing.
-
-    Args:
-        model: ``name``, ``name@alias`` or ``name@3``: the version whose
-            reference profile the window is judged against (and whose log rows are read).
-        window: the span to read, ending at ``until`` (default: now), or
-            starting at ``since`` when only that is given.
-        since: the first moment of the window (timezone-aware).
-        until: the end of the window, exclusive (timezone-aware).
-        data: read this CSV or Parquet file (or glob) instead of the log; it
-            has no time window, so it takes none of ``window``, ``since`` and
-            ``until``. Its rows are validated against the model's schema as
-            serving validates them; rows that fail are counted as rejected.
-        version: a version number, overriding the one ``model`` names.
-        save: store each check's result in the database.
-        settings: where the registry lives.
-
-    Raises:
-        DataError: an inconsistent window (all three of window, since and
-            until; naive datetimes; an end before the start; a window with ``data``).
-        NotFoundError: the model reference does not resolve.
-        PackageError: the version has no reference profile.
-    """
-    from atoll.monitor.run import Window, run_report
-
-    settings = _settings(settings)
-    ref = ModelRef.parse(model) if isinstance(model, str) else model
-    if version is not None:
-        ref = ModelRef(ref.name, version=version)
-    if data is not None and (window is not None or since is not None or until is not None):
-        raise DataError("a data file has no time window: give data, or window/since/until")
-    span = _monitor_window(window, since, until)
-    spec = load_project_options(settings.project_dir / SPEC_FILE).monitor
-    target = Window(span[0], span[1], Path(data) if data is not None else None)
-    with open_registry(settings) as registry:
-        return run_report(registry, ref, target, spec, save=save)
-
-
-def _monitor_window(
-    window: timedelta | None, since: datetime | None, until: datetime | None
-) -> tuple[datetime | None, datetime | None]:
-    from datetime import UTC
-    from datetime import datetime as clock
-
-    if any(m is not None and m.tzinfo is None for m in (since, until)):
-        raise DataError("since and until must be timezone-aware datetimes")
-    if window is not None:
-        if window <= timedelta(0):
-            raise DataError(f"the window must be positive, not {window}")
-        if since is not None and until is not None:
-            raise DataError("give at most two of window, since and until")
-        if since is not None:
-            until = since + window
-        else:
-            until = until or clock.now(UTC)
-            since = until - window
-    if since is not None and until is not None and until <= since:
-        raise DataError(
-            f"the window ends ({until.isoformat()}) before it starts ({since.isoformat()})"
-        )
-    return since, until

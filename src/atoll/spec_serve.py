@@ -10,7 +10,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from atoll.spec_monitor import DriftSpec, FairnessSpec, PerformanceSpec, QualitySpec
+from atoll.spec_monitor import (
+    AlertRules,
+    DriftSpec,
+    FairnessSpec,
+    PerformanceSpec,
+    QualitySpec,
+)
 from atoll.types import ALIAS_PATTERN
 
 MIB = 1024 * 1024
@@ -96,6 +102,11 @@ class LogSpec(_Section):
     pii: Literal["hash", "drop"] = Field(
         "hash", description="PII columns: keyed hash (ATOLL_PII_PEPPER) or dropped."
     )
+    batch: bool = Field(
+        False,
+        description="Also log the rows `atoll predict` scores, so `atoll monitor` can judge "
+        "batch traffic.",
+    )
 
 
 class MonitorSpec(_Section):
@@ -104,3 +115,4 @@ class MonitorSpec(_Section):
     quality: QualitySpec = Field(default_factory=QualitySpec)
     performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
+    alerts: AlertRules = Field(default_factory=list)

@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +89,33 @@ def done_chunks(output: Path) -> list[int]:
     return sorted(PartSink(output, "parquet").done())
 
 
+ATOLL = Path(sys.executable).with_name("atoll")
+WAIT_S = 120
+
+
+def kill_midway(project_dir: Path, args: list[str], out: Path, parts: int) -> list[int]:
+    """Run ``atoll predict ARGS`` writing ``out``; once ``parts`` parts exist, freeze it
+    (nothing more is written), kill it, and return the chunks it left done."""
+    command = [str(ATOLL), "-C", str(project_dir), "predict", *args, "--output", str(out)]
+    log = out.with_name(f"{out.name}.log")
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=clean_env(), stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while len(done_chunks(out)) < parts and process.poll() is None:
+            assert time.monotonic() < deadline, "no parts appeared"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGSTOP)  # frozen mid-job: nothing more is written
+        assert process.poll() is None, log.read_text()
+        done = done_chunks(out)
+        process.kill()
+    finally:
+        process.kill()
+        process.wait(30)
+    assert done_chunks(out) == done  # the parent writes every part: none came after SIGSTOP
+    return done
+
+
 def clean_env() -> dict[str, str]:
     """The environment of an ``atoll`` subprocess: no developer's ATOLL_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATOLL_")}
@@ -99,3 +130,10 @@ def write_rows(frame: pd.DataFrame, path: Path, **parquet_options: Any) -> Path:
     else:
         frame.to_parquet(path, index=False, **parquet_options)
     return path
+
+
+def with_bad_row(frame: pd.DataFrame, row: int, path: Path, **parquet_options: Any) -> Path:
+    """``frame`` written to ``path`` with row ``row`` made invalid (an age below the minimum)."""
+    bad = frame.copy()
+    bad.loc[row, "age"] = 5
+    return write_rows(bad, path, **parquet_options)

@@ -43,8 +43,9 @@ def test_a_finished_job_is_recorded(
     assert job.seconds is not None and job.finished_at is not None
     assert job.options == {
         "engine": "local", "workers": 1, "chunk_rows": 500, "format": "csv",
-        "passthrough": ["application_id"], "fail_on_invalid": False,
+        "passthrough": ["application_id"], "fail_on_invalid": False, "log": False,
     }  # fmt: skip
+    assert job.rows_logged is None and summary.rows_logged is None
 
 
 def test_predict_command_prints_a_summary_and_json(
@@ -92,10 +93,11 @@ def test_predict_help_explains_resume_and_quarantine() -> None:
     assert_ok(result)
     text = " ".join(result.stdout.split())
     options = "--model --input --output --format --workers --engine --address --chunk-rows"
-    for option in [*options.split(), "--columns-passthrough", "--fail-on-invalid"]:
+    for option in [*options.split(), "--columns-passthrough", "--fail-on-invalid", "--no-log"]:
         assert option in text
     assert "quarantine" in text
     assert "run the same command again and it resumes where it stopped" in text
+    assert "the output then has a prediction_id column" in text
 
 
 def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +11,11 @@ import pytest
 from atoll import api
 from atoll.batch.job import BatchSummary, Progress
 from atoll.errors import DataError
-from tests.batch.conftest import REF, ROWS, Inputs, clean_env, done_chunks, write_rows
+from tests.batch.conftest import REF, ROWS, Inputs, done_chunks, kill_midway, with_bad_row
 from tests.conftest import TrainedProject
 
-ATOLL = Path(sys.executable).with_name("atoll")
 CHUNK_ROWS = 50
 PARTS_BEFORE_KILL = 3
-WAIT_S = 120
 
 
 class Notes:
@@ -45,32 +39,11 @@ def test_resume_after_sigkill_gives_the_output_of_an_uninterrupted_run(
     """With two workers chunks finish out of order: the done ones may have gaps to fill."""
     out = tmp_path / "killed.parquet"
     work = tmp_path / "killed.parquet.partial"
-    args = ["--model", REF, "--input", str(inputs.csv), "--output", str(out)]
-    command = [str(ATOLL), "-C", str(trained_project.spec_path.parent), "predict", *args]
-    log = tmp_path / "atoll.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [*command, "--chunk-rows", str(CHUNK_ROWS), "--workers", str(workers)],
-            env=clean_env(),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while len(done_chunks(out)) < PARTS_BEFORE_KILL and process.poll() is None:
-            assert time.monotonic() < deadline, "no parts appeared"
-            time.sleep(0.005)
-        process.send_signal(signal.SIGSTOP)  # frozen mid-job: nothing more is written
-        assert process.poll() is None, log.read_text()
-        done = len(done_chunks(out))
-        assert PARTS_BEFORE_KILL <= done < ROWS // CHUNK_ROWS
-        process.kill()
-    finally:
-        process.kill()
-        process.wait(30)
+    args = ["--model", REF, "--input", str(inputs.csv), "--chunk-rows", str(CHUNK_ROWS),
+            "--workers", str(workers)]  # fmt: skip
+    left = kill_midway(trained_project.spec_path.parent, args, out, PARTS_BEFORE_KILL)
+    assert PARTS_BEFORE_KILL <= len(left) < ROWS // CHUNK_ROWS
     assert not out.exists()
-    left = done_chunks(out)  # the parent writes every part: none came after the SIGSTOP
-    assert len(left) == done
 
     notes = Notes()
     resumed = api.predict_batch(
@@ -94,9 +67,7 @@ def test_resume_after_sigkill_gives_the_output_of_an_uninterrupted_run(
 def test_a_failed_job_resumes_and_other_arguments_start_over(
     trained_project: TrainedProject, inputs: Inputs, tmp_path: Path
 ) -> None:
-    frame = inputs.frame.head(400).copy()
-    frame.loc[250, "age"] = 5
-    source = write_rows(frame, tmp_path / "in.parquet", row_group_size=50)
+    source = with_bad_row(inputs.frame.head(400), 250, tmp_path / "in.parquet", row_group_size=50)
     out = tmp_path / "out.parquet"
 
     def run(**options: Any) -> tuple[Notes, BatchSummary]:

@@ -1,17 +1,28 @@
-"""Fixtures of the monitoring tests: a synthetic reference, and the store tests' engine."""
+"""Monitoring test fixtures: a synthetic reference, logged predictions, the store's engine."""
 
 from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from atoll import api
 from atoll.data.profile import profile_frame, profile_predictions
 from atoll.monitor.reference import Reference, column_reference
+from atoll.settings import Settings
+from atoll.store.predlog import LogRecord, PredictionLog
 from tests.store.conftest import engine  # noqa: F401  (the store tests' migrated engine)
 
 NUMERIC = [f"x{i}" for i in range(15)]
 CATEGORICAL = [f"c{i}" for i in range(5)]
 LEVELS = ["a", "b", "c", "d"]
+
+if TYPE_CHECKING:
+    from atoll.model.predictor import Prediction
+    from atoll.store.registry import VersionInfo
 
 
 def synthetic_frame(rows: int, seed: int) -> pd.DataFrame:
@@ -58,3 +69,33 @@ def synthetic_reference(
         baseline={"roc_auc": 0.8, "accuracy": 0.75},
         sensitive=list(sensitive),
     )
+
+
+def log_predictions(
+    settings: Settings, version: VersionInfo, inputs: pd.DataFrame, at: datetime
+) -> tuple[list[LogRecord], Prediction]:
+    """Score ``inputs`` with ``version`` and write every answer to the prediction log at ``at``."""
+    prediction = api.load(f"{version.name}@{version.version}", settings=settings).predict(inputs)
+    records = [
+        LogRecord(
+            prediction_id=uuid.uuid4().hex,
+            request_id="r",
+            created_at=at,
+            model=version.name,
+            version=version.version,
+            role="primary",
+            inputs=row,
+            outputs=output,
+            latency_ms=3.0 + i % 7,
+            key_id=None,
+        )
+        for i, (row, output) in enumerate(
+            zip(inputs.to_dict("records"), prediction.to_records(), strict=True)
+        )
+    ]
+    with api.open_registry(settings) as registry:
+        log = PredictionLog(registry.engine, settings.project_dir / "spill", durability="strict")
+        log.start()
+        log.submit(records).result(timeout=60)
+        log.close()
+    return records, prediction

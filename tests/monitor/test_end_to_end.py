@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +19,9 @@ from atoll.data.sources import read_frame
 from atoll.errors import DataError
 from atoll.settings import Settings
 from atoll.store.monitoring import list_results
-from atoll.store.predlog import LogRecord, PredictionLog, record_feedback
+from atoll.store.predlog import record_feedback
 from tests.conftest import write_demo_project
+from tests.monitor.conftest import log_predictions
 
 LOGGED = 1_200
 LABELLED = 500
@@ -48,31 +48,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
     api.promote(ref, settings=settings)
     frame = read_frame("data/applications.csv", root).tail(LOGGED).reset_index(drop=True)
     inputs = frame.drop(columns=["defaulted", "email"])
-    prediction = api.load(ref, settings=settings).predict(inputs)
     now = datetime.now(UTC) - timedelta(minutes=5)
-    records = [
-        LogRecord(
-            prediction_id=uuid.uuid4().hex,
-            request_id="r",
-            created_at=now,
-            model=outcome.version.name,
-            version=outcome.version.version,
-            role="primary",
-            inputs=row,
-            outputs=output,
-            latency_ms=3.0 + i % 7,
-            key_id=None,
-        )
-        for i, (row, output) in enumerate(
-            zip(inputs.to_dict("records"), prediction.to_records(), strict=True)
-        )
-    ]
+    records, prediction = log_predictions(settings, outcome.version, inputs, now)
     truth = frame["defaulted"].to_numpy()
     with api.open_registry(settings) as registry:
-        log = PredictionLog(registry.engine, root / "spill", durability="strict")
-        log.start()
-        log.submit(records).result(timeout=60)
-        log.close()
         labels = [
             (r.prediction_id, int(t)) for r, t in zip(records[:LABELLED], truth, strict=False)
         ]

@@ -11,9 +11,8 @@ from atoll import api
 from atoll.errors import SchemaError
 from atoll.model.predictor import Prediction, Predictor
 from atoll.serve.errors import InvalidOutput
-from atoll.serve.recorder import Recorder
 from atoll.serve.runner import check_output, predictor_runner, split
-from atoll.spec_serve import LogSpec
+from atoll.store.redact import Redactor
 from tests.conftest import TrainedProject
 
 
@@ -95,9 +94,9 @@ def test_pii_columns_are_hashed_with_a_pepper_or_dropped(predictor: Predictor) -
     pii = [name for name, column in schema.columns.items() if column.pii]
     assert pii, "the demo schema has a PII column"
     columns = {pii[0]: ["a@example.com", None], "age": [30, 40]}
-    hashed = Recorder(None, LogSpec(), "pepper")._redacted(schema, columns)
+    hashed = Redactor("hash", "pepper").columns(schema, columns)
     assert hashed["age"] == [30, 40]
     assert hashed[pii[0]][0] != "a@example.com" and len(hashed[pii[0]][0]) == 32
     assert hashed[pii[0]][1] is None
-    assert pii[0] not in Recorder(None, LogSpec(), None)._redacted(schema, columns)
-    assert pii[0] not in Recorder(None, LogSpec(pii="drop"), "pepper")._redacted(schema, columns)
+    assert pii[0] not in Redactor("hash", None).columns(schema, columns)
+    assert pii[0] not in Redactor("drop", "pepper").columns(schema, columns)

@@ -87,7 +87,7 @@ def test_migrate_is_idempotent(store_url: str) -> None:
         migrate(engine)
         with engine.connect() as conn:
             heads = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
-        assert [tuple(row) for row in heads] == [("0005",)]
+        assert [tuple(row) for row in heads] == [("0006",)]
 
 
 def test_sqlite_foreign_keys_are_enforced(sqlite_url: str) -> None:

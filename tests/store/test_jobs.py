@@ -71,6 +71,27 @@ def test_progress_then_success_keeps_the_final_counts_and_timing(jobs: JobStore)
     assert jobs.get(job.job_id) == done
 
 
+def test_rows_logged_are_kept_in_the_options_as_they_grow(jobs: JobStore) -> None:
+    job = start(jobs)
+    assert job.rows_logged is None  # a job that does not feed the prediction log
+    jobs.progress(
+        job.job_id, rows_scored=100, rows_quarantined=0, chunks_done=1, chunks_total=4,
+        rows_logged=50,
+    )  # fmt: skip
+    assert jobs.get(job.job_id).rows_logged == 50
+    done = jobs.finish(
+        job.job_id, status="succeeded", rows_scored=400, rows_quarantined=0, chunks_done=4,
+        rows_logged=200,
+    )  # fmt: skip
+    assert done.rows_logged == 200
+    assert done.options == {**OPTIONS, "rows_logged": 200}
+    with pytest.raises(RegistryError, match="rows_logged cannot be negative"):
+        jobs.progress(
+            start(jobs).job_id, rows_scored=1, rows_quarantined=0, chunks_done=1,
+            chunks_total=None, rows_logged=-1,
+        )  # fmt: skip
+
+
 def test_a_failed_job_keeps_its_error_cut_to_a_bounded_length(jobs: JobStore) -> None:
     job = start(jobs)
     message = "corrupt Parquet file data/part-3.parquet at row group 2\n" + "x" * 20_000

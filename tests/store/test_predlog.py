@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import subprocess
@@ -27,6 +28,7 @@ from atoll.store.predlog import (
     count_log,
     read_log,
     record_feedback,
+    write_now,
 )
 from tests.conftest import POSTGRES_ENV
 
@@ -181,6 +183,27 @@ def test_inserts_are_idempotent(engine: sa.Engine, spill_dir: Path) -> None:
         pass
     expect_exactly_once(engine, records(0, 14))
     assert log.stats.replayed == 6
+
+
+def test_write_now_commits_batches_in_one_transaction_and_ignores_known_ids(
+    engine: sa.Engine,
+) -> None:
+    """What a batch job uses: its own moment, several inserts, and a resume re-inserts."""
+    assert write_now(engine, lambda: iter([records(0, 4), records(4, 10)])) == 10
+    expect_exactly_once(engine, records(0, 10))
+    assert write_now(engine, lambda: iter([records(6, 12)])) == 6  # 6-9 already stored
+    expect_exactly_once(engine, records(0, 12))
+    assert {r.role for r in read_log(engine)} == {"primary"}
+    batch = [dataclasses.replace(r, role="batch") for r in records(20, 22)]
+    write_now(engine, lambda: iter([batch]))
+    assert {r.role for r in read_log(engine, limit=2)} == {"batch"}
+
+
+def test_write_now_writes_nothing_when_a_record_is_refused(engine: sa.Engine) -> None:
+    refused = dataclasses.replace(record(3), role="nightly")
+    with pytest.raises(ValueError, match="unknown log record role 'nightly'"):
+        write_now(engine, lambda: iter([records(0, 3), [refused]]))
+    assert count_log(engine) == 0
 
 
 def test_store_down_mid_run_spills_then_replays_every_record_exactly_once(

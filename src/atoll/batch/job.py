@@ -3,7 +3,9 @@
 The job skips the chunks a killed run already wrote, reports progress after
 each task, records itself in the store (start, counts about once a second,
 outcome), and returns a summary. On failure the parts written so far stay for
-a resume and the record says why it failed.
+a resume and the record says why it failed. A job that feeds the prediction
+log writes each chunk's rows there before the chunk's part
+(:mod:`~atoll.batch.feed`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from atoll._hashing import sha256_json
+from atoll.batch.feed import LogFeed, LogTarget
+from atoll.batch.logged import LogIds
 from atoll.batch.record import Counts, JobRecord
 from atoll.batch.score import ScoreContext, score_task
-from atoll.batch.sink import PartCounts, PartSink
-from atoll.errors import AtollError
+from atoll.batch.sink import PartCounts, PartSink, part_counts
+from atoll.errors import AtollError, DataError
 
 if TYPE_CHECKING:
     from atoll.batch.engines import Engine
@@ -66,6 +70,8 @@ class BatchSummary:
         chunks_resumed: chunks an earlier, interrupted run had already written.
         peak_in_flight: the most tasks out at once (bounded by 2 x workers).
         largest_chunk_rows: the most rows any chunk held (at most ``chunk_rows``).
+        rows_logged: rows written to the prediction log (resumed chunks' included);
+            None when the job did not feed the log.
     """
 
     job_id: str | None
@@ -84,6 +90,7 @@ class BatchSummary:
     largest_chunk_rows: int
     engine: str
     workers: int
+    rows_logged: int | None = None
 
     @property
     def rows_per_s(self) -> float:
@@ -93,7 +100,10 @@ class BatchSummary:
 
 @dataclass(frozen=True)
 class BatchRequest:
-    """A planned job: the model, the checked input, where it goes and how it runs."""
+    """A planned job: the model, the checked input, where it goes and how it runs.
+
+    ``log`` is set when the job feeds the prediction log.
+    """
 
     handle: ModelHandle
     plan: Plan
@@ -102,6 +112,7 @@ class BatchRequest:
     engine: Engine
     engine_name: str
     fail_on_invalid: bool = False
+    log: LogTarget | None = None
 
 
 @dataclass
@@ -109,6 +120,7 @@ class _Tally:
     """Running counts, starting from the parts an earlier run left."""
 
     done: dict[int, PartCounts]
+    logging: bool = False
     started: float = field(default_factory=time.perf_counter)
     chunks_seen: int = 0
     largest: int = 0
@@ -118,10 +130,11 @@ class _Tally:
         self.rows_in = sum(c.rows_in for c in self.done.values())
         self.rows_scored = sum(c.rows_scored for c in self.done.values())
         self.rows_quarantined = sum(c.rows_quarantined for c in self.done.values())
+        self.rows_logged = sum(c.rows_logged for c in self.done.values())
         self.resumed_rows = self.rows_in
 
-    def add(self, result: ChunkResult) -> None:
-        counts = PartCounts(result.rows_in, result.output.num_rows, result.rows_quarantined)
+    def add(self, result: ChunkResult, rows_logged: int = 0) -> None:
+        counts = part_counts(result, rows_logged)
         previous = self.done.get(result.index)
         if previous is not None:  # written again (a retried task): count it once
             self._count(previous, -1)
@@ -133,9 +146,11 @@ class _Tally:
         self.rows_in += sign * counts.rows_in
         self.rows_scored += sign * counts.rows_scored
         self.rows_quarantined += sign * counts.rows_quarantined
+        self.rows_logged += sign * counts.rows_logged
 
     def counts(self) -> Counts:
-        return Counts(self.rows_scored, self.rows_quarantined, len(self.done))
+        logged = self.rows_logged if self.logging else None
+        return Counts(self.rows_scored, self.rows_quarantined, len(self.done), logged)
 
     def progress(self, plan: Plan) -> Progress:
         return Progress(
@@ -162,6 +177,7 @@ def job_key(request: BatchRequest) -> str:
             "format": request.format,
             "columns": list(plan.columns.read),
             "passthrough": list(plan.columns.passthrough),
+            "log": request.log is not None,  # logging adds the prediction_id column
         }
     )
 
@@ -186,8 +202,9 @@ def run_batch(
     if sink is None:
         sink = PartSink(request.output, request.format)
     try:
+        _check_log_columns(request)
         sink.lock()  # no-op when the caller took it
-        tally = _Tally(_open(request, sink, reporter))
+        tally = _Tally(_open(request, sink, reporter), request.log is not None)
         record = JobRecord(jobs)
         try:
             record.start(**_record_fields(request))
@@ -238,15 +255,41 @@ def _score(
 ) -> Path | None:
     plan = request.plan
     request.engine.start()
-    context = ScoreContext(request.handle, plan.columns, plan.chunk_rows, request.fail_on_invalid)
+    feed = _feed(request, sink, record)
+    ids = None if request.log is None else LogIds(sink.run_id, request.log.sample)
+    context = ScoreContext(
+        request.handle, plan.columns, plan.chunk_rows, request.fail_on_invalid, ids
+    )
     for _, result in request.engine.map_unordered(score_task, context, _todo(plan, tally)):
-        sink.write(result)  # a task is one chunk: its part is written as it finishes
-        tally.add(result)
+        logged = 0
+        if feed is not None:  # before the part: a crash between the two re-scores the chunk
+            sink.keep()
+            logged = feed.write(result)
+        sink.write(result, logged)  # a task is one chunk: its part is written as it finishes
+        tally.add(result, logged)
         progress = tally.progress(plan)
         if reporter is not None:
             reporter.progress(progress)
         record.progress(tally.counts(), plan.chunks_total)
     return sink.finish(tally.chunks_seen)
+
+
+def _check_log_columns(request: BatchRequest) -> None:
+    """A job that logs adds ``prediction_id`` to its output: no passthrough column may take it."""
+    if request.log is not None and "prediction_id" in request.plan.columns.passthrough:
+        raise DataError(
+            "the passthrough column prediction_id clashes with the prediction ids a job that "
+            "feeds the prediction log writes: pass other columns, or score without logging",
+            column="prediction_id",
+        )
+
+
+def _feed(request: BatchRequest, sink: PartSink, record: JobRecord) -> LogFeed | None:
+    """The job's writer to the prediction log; its request id names this job (or its run)."""
+    if request.log is None:
+        return None
+    request_id = f"batch:{record.job_id or sink.run_id}"
+    return LogFeed(request.log, request.handle, request_id)
 
 
 def _todo(plan: Plan, tally: _Tally) -> Iterator[Task]:
@@ -272,6 +315,7 @@ def _record_fields(request: BatchRequest) -> dict[str, Any]:
         "format": request.format,
         "passthrough": list(plan.columns.passthrough),
         "fail_on_invalid": request.fail_on_invalid,
+        "log": request.log is not None,
     }
     return {
         "model": handle.name,
@@ -303,4 +347,5 @@ def _summary(
         largest_chunk_rows=tally.largest,
         engine=request.engine_name,
         workers=request.engine.workers,
+        rows_logged=tally.rows_logged if tally.logging else None,
     )

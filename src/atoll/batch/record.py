@@ -24,11 +24,12 @@ STORE_EVERY_S = 1.0
 
 @dataclass(frozen=True)
 class Counts:
-    """A job's totals so far."""
+    """A job's totals so far; ``rows_logged`` is None when the job does not feed the log."""
 
     rows_scored: int
     rows_quarantined: int
     chunks_done: int
+    rows_logged: int | None = None
 
 
 class JobRecord:

@@ -4,17 +4,21 @@ Every engine runs :func:`score_task` and nothing else, in whatever process
 it has. A chunk is validated by the model's schema; rows that break a rule go
 to the quarantine with their reasons, the rest are predicted by
 :meth:`Predictor.predict_valid`, the same code the server runs after the same
-validation, so a row gets the same answer in batch and online.
+validation, so a row gets the same answer in batch and online. A job that
+feeds the prediction log also gets each row's prediction id in its output
+and the logged rows' inputs back (:mod:`~atoll.batch.logged`).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from atoll.batch.logged import ChunkLog, LogIds, chunk_log
 from atoll.batch.model import ModelHandle, predictor_for
 from atoll.batch.plan import Columns, Task
 from atoll.batch.quarantine import quarantine_table
@@ -32,17 +36,24 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ScoreContext:
-    """What every task of a job shares; sent to each worker once."""
+    """What every task of a job shares; sent to each worker once.
+
+    ``log`` is set when the job feeds the prediction log.
+    """
 
     handle: ModelHandle
     columns: Columns
     chunk_rows: int
     fail_on_invalid: bool = False
+    log: LogIds | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class ChunkResult:
-    """One scored chunk: its output rows and, if any row was refused, its quarantine lines."""
+    """One scored chunk: its output rows and, if any row was refused, its quarantine lines.
+
+    ``logged`` holds what the prediction log needs of it when the job feeds the log.
+    """
 
     index: int
     start_row: int
@@ -50,6 +61,7 @@ class ChunkResult:
     output: pa.Table
     quarantine: pa.Table | None
     rows_quarantined: int
+    logged: ChunkLog | None = None
 
 
 def score_task(context: ScoreContext, task: Task) -> ChunkResult:
@@ -68,6 +80,7 @@ def score_chunk(
     predictor: Predictor, context: ScoreContext, table: pa.Table, index: int, start_row: int
 ) -> ChunkResult:
     """Validate, quarantine and predict one chunk whose first row is ``start_row``."""
+    started = time.perf_counter()
     frame = typed_frame(table, context.columns.validate, predictor.schema)
     validated = predictor.schema.validate(frame, "predict")
     _check_structure(validated.report.violations, index)
@@ -86,7 +99,11 @@ def score_chunk(
     rows = np.flatnonzero(valid) + start_row
     kept = table.filter(valid) if n_invalid else table
     output = output_table(predictor, context, kept, rows, prediction)
-    return ChunkResult(index, start_row, table.num_rows, output, quarantine, n_invalid)
+    logged = None
+    if context.log is not None:
+        seconds = time.perf_counter() - started
+        logged = chunk_log(context.log, frame, valid, rows, seconds)
+    return ChunkResult(index, start_row, table.num_rows, output, quarantine, n_invalid, logged)
 
 
 def typed_frame(table: pa.Table, names: tuple[str, ...], schema: Schema) -> pd.DataFrame:
@@ -174,11 +191,16 @@ def output_table(
     rows: np.ndarray,
     prediction: Prediction | None,
 ) -> pa.Table:
-    """Passthrough columns as read, ``row``, ``prediction``, ``probability_<class>``, version."""
+    """Passthrough columns as read, ``row``, ``prediction``, ``probability_<class>``, version.
+
+    A job that feeds the prediction log gets ``prediction_id`` after ``row``.
+    """
     import pyarrow as pa
 
     data: dict[str, Any] = {name: kept.column(name) for name in context.columns.passthrough}
     data["row"] = pa.array(rows, pa.int64())
+    if context.log is not None:
+        data["prediction_id"] = context.log.ids(rows)
     label = label_type(predictor)
     if prediction is None:
         data["prediction"] = pa.array([], label)

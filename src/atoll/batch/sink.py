@@ -6,10 +6,12 @@ and read back, as the parts are read once) in a work folder beside the output
 renamed, so a part either is complete or does not exist.
 ``job.json`` there holds a key over everything that decides the parts'
 content; a rerun with the same key skips the chunks whose part exists, and
-one with another key starts over. When every chunk is done the parts are
-streamed, in chunk order, into a temporary file that is fsynced and renamed
-onto the output; then the work folder goes. Invalid rows go the same way into
-``<stem>.quarantine.<csv|parquet>`` beside the output.
+one with another key starts over. It also holds the run id, drawn when a job
+starts afresh and kept by a rerun with the same key: the rows a job logs are
+named after it, so a resume names them as before. When every chunk is done
+the parts are streamed, in chunk order, into a temporary file that is fsynced
+and renamed onto the output; then the work folder goes. Invalid rows go the
+same way into ``<stem>.quarantine.<csv|parquet>`` beside the output.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ LOCK_FILE = "lock"
 COUNTS_KEY = b"atoll.batch"
 _PART = re.compile(r"part-(\d{6,})\.arrow")
 _CHUNK = re.compile(r"part-(\d{6,})\.")
+_RUN = re.compile(r"[0-9a-f]{32}")
 
 
 def output_format(output: Path, given: str | None) -> str:
@@ -61,11 +65,12 @@ def quarantine_path(output: Path, fmt: str) -> Path:
 
 @dataclass(frozen=True)
 class PartCounts:
-    """What one finished chunk held: rows read, predicted, and refused."""
+    """What one finished chunk held: rows read, predicted, refused, and written to the log."""
 
     rows_in: int
     rows_scored: int
     rows_quarantined: int
+    rows_logged: int = 0
 
 
 class PartSink:
@@ -76,7 +81,9 @@ class PartSink:
         self.format = fmt
         self.work = output.with_name(output.name + ".partial")
         self.quarantine = quarantine_path(output, fmt)
+        self.run_id = ""
         self._lock: IO[bytes] | None = None
+        self._keep = False
 
     def lock(self) -> None:
         """Create the work folder and take its lock (idempotent), before the input is planned.
@@ -98,16 +105,30 @@ class PartSink:
     def open(self, key: str, about: dict[str, Any]) -> str | None:
         """Take over the locked work folder; returns a note when earlier parts are dropped.
 
+        Sets :attr:`run_id`: the earlier run's when its key was the same, else a new one.
+
         Raises:
             DataError: the work folder cannot be written.
         """
         self.lock()
         try:
-            note = self._check_key(key)
-            _write_atomic(self.work / JOB_FILE, json.dumps({"key": key, **about}, indent=2))
+            previous = _read_job(self.work / JOB_FILE)
+            note = self._check_key(key, previous.get("key"))
+            run = previous.get("run") if previous.get("key") == key else None
+            self.run_id = run if isinstance(run, str) and _RUN.fullmatch(run) else uuid.uuid4().hex
+            job = {"key": key, "run": self.run_id, **about}
+            _write_atomic(self.work / JOB_FILE, json.dumps(job, indent=2))
         except OSError as exc:
             raise self._unwritable(exc) from None
         return note
+
+    def keep(self) -> None:
+        """Keep the work folder if the job fails, even without parts.
+
+        Rows named after its run id are (about to be) in the prediction log:
+        the rerun must find the run id to name them alike.
+        """
+        self._keep = True
 
     def _unwritable(self, exc: OSError) -> DataError:
         return DataError(
@@ -130,10 +151,9 @@ class PartSink:
                 file=str(self.output),
             ) from None
 
-    def _check_key(self, key: str) -> str | None:
+    def _check_key(self, key: str, previous: object) -> str | None:
         for leftover in self.work.glob("*.tmp"):
             leftover.unlink()
-        previous = _read_key(self.work / JOB_FILE)
         parts = list(self.work.glob("part-*.arrow"))
         if previous == key or not parts:
             return None
@@ -153,12 +173,12 @@ class PartSink:
                 out[int(match.group(1))] = PartCounts(**json.loads(metadata[COUNTS_KEY]))
         return out
 
-    def write(self, result: ChunkResult) -> None:
+    def write(self, result: ChunkResult, rows_logged: int = 0) -> None:
         """Write one chunk's quarantine lines (if any), then its part, which marks it done."""
         if result.quarantine is not None:
             quarantined = self.work / f"part-{result.index:06d}.quarantine.arrow"
             _write_atomic(quarantined, lambda path: _write_ipc(result.quarantine, path))
-        counts = PartCounts(result.rows_in, result.output.num_rows, result.rows_quarantined)
+        counts = part_counts(result, rows_logged)
         table = result.output.replace_schema_metadata(
             {COUNTS_KEY: json.dumps(counts.__dict__).encode()}
         )
@@ -188,9 +208,12 @@ class PartSink:
         return self.quarantine if quarantined else None
 
     def abandon(self) -> None:
-        """After a failure: keep the parts for a resume, or remove a folder that holds none."""
+        """After a failure: keep the parts for a resume, or remove a folder that holds none.
+
+        A folder :meth:`keep` was called on stays, parts or none.
+        """
         self.close()
-        if self.work.is_dir() and not any(self.work.glob("part-*.arrow")):
+        if self.work.is_dir() and not self._keep and not any(self.work.glob("part-*.arrow")):
             shutil.rmtree(self.work, ignore_errors=True)
 
     def close(self) -> None:
@@ -218,11 +241,18 @@ def _chunk_index(part: Path) -> int:
     return int(match.group(1))
 
 
-def _read_key(path: Path) -> str | None:
+def part_counts(result: ChunkResult, rows_logged: int = 0) -> PartCounts:
+    """The counts of a scored chunk, as its part records them."""
+    return PartCounts(result.rows_in, result.output.num_rows, result.rows_quarantined, rows_logged)
+
+
+def _read_job(path: Path) -> dict[str, Any]:
+    """The work folder's ``job.json``, or an empty dict when it is missing or unreadable."""
     try:
-        return str(json.loads(path.read_text(encoding="utf-8"))["key"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        job = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return job if isinstance(job, dict) else {}
 
 
 def _unified_schema(parts: list[Path]) -> pa.Schema:

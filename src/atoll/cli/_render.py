@@ -5,17 +5,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+from atoll._durations import parse_duration
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
 def duration(text: str | None) -> dt.timedelta | None:
@@ -26,10 +24,10 @@ def duration(text: str | None) -> dt.timedelta | None:
     """
     if text is None:
         return None
-    match = _DURATION.match(text.strip())
-    if not match or int(match.group(1)) == 0:
-        raise click.BadParameter(f"{text!r}: use a positive number and a unit: 30d, 12h, 90m, 45s")
-    return dt.timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def emit_json(value: Any) -> None:
@@ -48,15 +46,23 @@ def _default(value: Any) -> Any:
 
 
 def table(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A rich table on stdout."""
+    """A rich table on stdout; every title, header and cell is shown as plain text.
+
+    Rich reads ``[...]`` in strings as markup: a column named ``price[usd]``
+    would lose its brackets, and a webhook error such as ``HTTP 500 [/x]``
+    would stop the command. Text objects are never parsed.
+    """
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    view = Table(title=title, title_justify="left", header_style="bold")
+    view = Table(
+        title=None if title is None else Text(title), title_justify="left", header_style="bold"
+    )
     for header in headers:
-        view.add_column(header)
+        view.add_column(Text(header))
     for row in rows:
-        view.add_row(*(_cell(v) for v in row))
+        view.add_row(*(Text(_cell(v)) for v in row))
     Console().print(view)
 
 
@@ -68,6 +74,13 @@ def _cell(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     return str(value)
+
+
+def _escaped(text: str) -> str:
+    """``text`` with rich markup escaped, to print as it is inside a markup string."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 class StageReporter:
@@ -86,11 +99,12 @@ class StageReporter:
 
     def finished(self, stage: str, seconds: float, note: str) -> None:
         self._stop_spinner()
-        self._console.print(f"[green]✓[/] {stage:<9} {seconds:7.2f}s  {note}", highlight=False)
+        line = f"{stage:<9} {seconds:7.2f}s  {note}"
+        self._console.print(f"[green]✓[/] {_escaped(line)}", highlight=False)
 
     def failed(self, stage: str) -> None:
         self._stop_spinner()
-        self._console.print(f"[red]✗[/] {stage}", highlight=False)
+        self._console.print(f"[red]✗[/] {_escaped(stage)}", highlight=False)
 
     def _stop_spinner(self) -> None:
         if self._status is not None:

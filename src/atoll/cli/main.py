@@ -1,7 +1,8 @@
 """The ``atoll`` command: root group, global options, and the one error-to-exit-code mapping.
 
 Exit codes: 0 success, 1 failure (any :class:`~atoll.errors.AtollError`),
-2 usage error (click's own), 130 interrupted.
+2 usage error (click's own), 3 an alert rule is firing (``monitor check``),
+130 interrupted.
 """
 
 from __future__ import annotations

@@ -75,6 +75,13 @@ LOG_EVERY_S = 5.0
     help="Comma-separated input columns to copy to the output (default: the id columns).",
 )
 @click.option("--fail-on-invalid", is_flag=True, help="Stop at the first invalid row.")
+@click.option(
+    "--log/--no-log",
+    "log",
+    default=None,
+    help="Feed the prediction log for atoll monitor, or not "
+    "(default: monitor.log.batch in atoll.yaml, else off).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_state
 def predict(
@@ -89,6 +96,7 @@ def predict(
     chunk_rows: int,
     passthrough: str | None,
     fail_on_invalid: bool,
+    log: bool | None,
     as_json: bool,
 ) -> None:
     """Score a file, a glob or a SQL query with a registered model version, in chunks.
@@ -101,6 +109,11 @@ def predict(
     Invalid rows do not stop the job: they go, with the column and the reason,
     to <output stem>.quarantine.<format> beside the output (--fail-on-invalid
     stops at the first one instead).
+
+    With --log (or monitor.log.batch: true in atoll.yaml) the scored rows
+    are also written to the prediction log, as the server logs its own, so
+    atoll monitor can judge them; the output then has a prediction_id column,
+    the id feedback names a row by.
 
     The output appears only when the job succeeds. Finished chunks are kept in
     <output>.partial/ meanwhile: if the job is killed, run the same command
@@ -126,6 +139,7 @@ def predict(
             chunk_rows=chunk_rows,
             passthrough=columns,
             fail_on_invalid=fail_on_invalid,
+            log=log,
             reporter=reporter,
             settings=state.settings(),
         )
@@ -145,6 +159,8 @@ def _show(summary: BatchSummary, ref: str) -> None:
     )
     if summary.chunks_resumed:
         click.echo(f"resumed: {summary.rows_resumed:,} rows were scored by an earlier run")
+    if summary.rows_logged is not None:
+        click.echo(f"logged {summary.rows_logged:,} rows to the prediction log")
     if summary.quarantine is not None:
         click.secho(
             f"quarantined {summary.rows_quarantined:,} invalid rows -> {summary.quarantine}",

@@ -1,8 +1,9 @@
 """Running every check over one window: fold the chunks, then judge the folds.
 
 :class:`WindowChecks` is a plain accumulator (no I/O): the caller feeds it
-chunks of the prediction log (:meth:`add_logged`) or of a data file
-(:meth:`add_frame`) and asks for the :class:`~atoll.monitor.report.Report`.
+chunks of the prediction log (:meth:`add_chunk`, or :meth:`add_logged` for
+rows decoded one by one) or of a data file (:meth:`add_frame`) and asks for
+the :class:`~atoll.monitor.report.Report`.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from atoll.monitor.quality import quality_report
 from atoll.monitor.reference import Reference
 from atoll.monitor.report import Report
 from atoll.monitor.status import NO_DATA
-from atoll.monitor.window import InputsFold, inputs_frame, output_values
+from atoll.monitor.window import InputsFold, logged_output, output_values
 from atoll.spec_serve import MonitorSpec
-from atoll.store.logwindow import LoggedRow
+from atoll.store.logwindow import LogChunk, LoggedRow
 
 
 class WindowChecks:
@@ -41,17 +42,20 @@ class WindowChecks:
         self.rejected = 0
 
     def add_logged(self, rows: Sequence[LoggedRow]) -> None:
-        """Fold a chunk of prediction-log rows (with their feedback)."""
-        if not rows:
-            return
-        frame = inputs_frame(row.inputs for row in rows)
-        outputs = [row.outputs for row in rows]
-        self.inputs.add_inputs(frame)
-        self.inputs.add_predictions(output_values(self.reference, outputs))
-        self.inputs.add_times(row.created_at for row in rows)
-        self.groups.add(frame, [o.get("prediction") for o in outputs])
-        self.latency.add(np.fromiter((row.latency_ms for row in rows), float, len(rows)))
-        labelled = [r for r in rows if r.labelled and r.label_received_at is not None]
+        """Fold prediction-log rows already decoded one by one (with their feedback)."""
+        if rows:
+            self.add_chunk(LogChunk.of_rows(rows))
+
+    def add_chunk(self, chunk: LogChunk) -> None:
+        """Fold a chunk of the prediction log, column by column (with its feedback)."""
+        self.inputs.add_inputs(chunk.inputs)
+        self.inputs.add_predictions(output_values(self.reference, chunk.outputs))
+        self.inputs.add_times((chunk.first_at, chunk.last_at))
+        if self.reference.sensitive:  # else there are no groups to fold
+            predicted = logged_output(chunk.outputs, "prediction")
+            self.groups.add(chunk.inputs, predicted.astype(object).where(predicted.notna(), None))
+        self.latency.add(chunk.latency_ms)
+        labelled = [r for r in chunk.labelled if r.label_received_at is not None]
         if labelled:
             self._add_labelled(labelled)
 

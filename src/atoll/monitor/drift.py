@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from atoll.monitor.histogram import column_histogram
 from atoll.monitor.reference import CategoricalReference, NumericReference
 from atoll.monitor.status import NO_DATA, level, worst
 from atoll.monitor.window import CategoricalFold, ColumnFold, InputsFold, NumericFold
@@ -61,7 +62,11 @@ def column_drift(fold: ColumnFold, spec: DriftSpec) -> dict[str, Any]:
     """The drift statistics of one column's fold, and its status."""
     observed = fold.counts.astype(float)
     n = int(observed.sum())
-    head: dict[str, Any] = {"rows": n, "reference_rows": fold.reference.count}
+    head: dict[str, Any] = {
+        "rows": n,
+        "reference_rows": fold.reference.count,
+        "histogram": column_histogram(fold),
+    }
     if n < spec.min_rows:
         reason = "no rows" if n == 0 else f"{n} rows, fewer than monitor.drift.min_rows"
         return {**head, "status": NO_DATA, "reason": reason}

@@ -17,15 +17,15 @@ from atoll.monitor.checks import WindowChecks
 from atoll.monitor.reference import Reference, load_reference
 from atoll.monitor.report import Report
 from atoll.spec_serve import MonitorSpec
-from atoll.store.logwindow import count_unmatched_feedback, iter_log
+from atoll.store.logwindow import count_unmatched_feedback, iter_log_chunks
 from atoll.store.monitoring import save_results
 from atoll.types import ModelRef
 
 if TYPE_CHECKING:
     from atoll.store.registry import Registry
 
-LOG_CHUNK_ROWS = 5_000
-"""Log rows per chunk: memory per chunk is a few MB whatever the window's length."""
+LOG_CHUNK_ROWS = 20_000
+"""Log rows per chunk: memory per chunk is some 20 MB whatever the window's length."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def run_report(
             checks.add_frame(frame)
         source = str(window.data)
     else:
-        chunks = iter_log(
+        chunks = iter_log_chunks(
             registry.engine,
             reference.model,
             since=window.since,
@@ -82,7 +82,7 @@ def run_report(
             batch_rows=LOG_CHUNK_ROWS,
         )
         for chunk in chunks:
-            checks.add_logged(chunk)
+            checks.add_chunk(chunk)
         unmatched = count_unmatched_feedback(
             registry.engine, since=window.since, until=window.until
         )

@@ -9,10 +9,9 @@ not on the number of rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,7 +73,9 @@ class CategoricalFold:
         present = values.dropna()
         self.nulls += int(values.shape[0] - present.shape[0])
         other = len(self._index)
-        for name, count in present.map(str).value_counts().items():
+        if not isinstance(present.dtype, pd.StringDtype):  # text needs no str()
+            present = present.map(str)
+        for name, count in present.value_counts().items():
             where = self._index.get(str(name), other)
             self.counts[where] += int(count)
             if where == other:
@@ -152,19 +153,18 @@ class InputsFold:
                 self.last_at = moment
 
 
-def inputs_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """A chunk's logged inputs as a frame (values as logged; missing keys are null).
+def output_values(reference: Reference, outputs: pd.DataFrame) -> pd.Series:
+    """What the prediction reference bins: the positive score (binary), else the prediction.
 
-    One row per record, even when no record has a key (pandas would give none).
+    ``outputs`` is a chunk's logged outputs, flattened (``probabilities.<class>``).
     """
-    records = list(rows)
-    return pd.DataFrame.from_records(records, index=pd.RangeIndex(len(records)))
-
-
-def output_values(reference: Reference, outputs: Iterable[Mapping[str, Any]]) -> pd.Series:
-    """What the prediction reference bins: the positive score (binary), else the prediction."""
     positive = reference.positive_class
-    if positive is not None and isinstance(reference.prediction, NumericReference):
-        scores = [(o.get("probabilities") or {}).get(positive) for o in outputs]
-        return pd.Series(scores, dtype=object)
-    return pd.Series([o.get("prediction") for o in outputs], dtype=object)
+    binary = positive is not None and isinstance(reference.prediction, NumericReference)
+    return logged_output(outputs, f"probabilities.{positive}" if binary else "prediction")
+
+
+def logged_output(outputs: pd.DataFrame, name: str) -> pd.Series:
+    """One output of every row of a chunk; null where a row lacks it."""
+    if name in outputs.columns:
+        return outputs[name]
+    return pd.Series([None] * len(outputs), index=outputs.index, dtype=object)

@@ -28,6 +28,7 @@ from atoll.settings import Settings
 from atoll.spec_serve import LogSpec, ServeSpec
 from atoll.store.keys import KeyStore
 from atoll.store.predlog import PredictionLog
+from atoll.store.redact import PII_PEPPER_VARIABLE
 from atoll.store.registry import Registry
 from atoll.types import ModelRef
 
@@ -39,7 +40,7 @@ from .limits import ACCESS_LOGGER, harden_from_spec
 from .metrics import get_metrics
 from .models import ModelSet
 from .openapi import ModelDoc, build_openapi
-from .recorder import PII_PEPPER_VARIABLE, Recorder
+from .recorder import Recorder
 from .routes_v1 import json_response
 from .server import Lifecycle
 from .service import PredictService

@@ -3,15 +3,12 @@
 Each row gets a prediction id that feedback can name later. Ids are a random
 per-request prefix plus the row number, so a 1,000-row request costs one
 random draw, not a thousand. PII columns (``pii: true`` in the schema) never
-reach the log in clear: they are replaced by a keyed hash (HMAC-SHA256 with
-``ATOLL_PII_PEPPER``) so equal values can still be counted, or dropped when
-no pepper is set or the spec says ``pii: drop``.
+reach the log in clear: :class:`~atoll.store.redact.Redactor` hashes or drops
+them, as it does for batch scoring.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import random
 import threading
 from collections.abc import Sequence
@@ -23,9 +20,8 @@ from typing import Any
 from atoll.model.predictor import Prediction
 from atoll.schema import Schema
 from atoll.spec_serve import LogSpec
-from atoll.store.predlog import LogRecord, PredictionLog
-
-PII_PEPPER_VARIABLE = "ATOLL_PII_PEPPER"
+from atoll.store.predlog import LogRecord, LogRequest, PredictionLog
+from atoll.store.redact import Redactor
 
 
 @dataclass(frozen=True)
@@ -50,7 +46,7 @@ class Recorder:
     def __init__(self, log: PredictionLog | None, spec: LogSpec, pepper: str | None) -> None:
         self._log = log if spec.enabled else None
         self._spec = spec
-        self._pepper = pepper.encode() if pepper and spec.pii == "hash" else None
+        self._redactor = Redactor(spec.pii, pepper)
         # Records are built and encoded off the event loop: a 1,000-row request
         # would otherwise hold every other request for the time it takes. The
         # thread drains whatever has accumulated since it last looked: waking a
@@ -105,39 +101,17 @@ class Recorder:
                     durable.set_exception(error)
 
     def _records(self, answered: Answered) -> list[LogRecord]:
-        inputs = self._redacted(answered.schema, answered.columns)
-        outputs = answered.prediction.to_records()
-        now = datetime.now(UTC)
-        names = list(inputs)
-        return [
-            LogRecord(
-                prediction_id=prediction_id,
-                request_id=answered.request_id,
-                created_at=now,
-                model=answered.model,
-                version=answered.version,
-                role=answered.role,
-                inputs={name: inputs[name][row] for name in names},
-                outputs=outputs[row],
-                latency_ms=answered.latency_ms,
-                key_id=answered.key_id,
-            )
-            for row, prediction_id in enumerate(answered.ids)
-        ]
-
-    def _redacted(self, schema: Schema, columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {}
-        for name, values in columns.items():
-            column = schema.columns.get(name)
-            if column is None or not column.pii:
-                out[name] = values
-            elif self._pepper is not None:
-                out[name] = [None if v is None else self._hash(v) for v in values]
-        return out
-
-    def _hash(self, value: Any) -> str:
-        assert self._pepper is not None
-        return hmac.new(self._pepper, str(value).encode(), hashlib.sha256).hexdigest()[:32]
+        inputs = self._redactor.columns(answered.schema, answered.columns)
+        request = LogRequest(
+            request_id=answered.request_id,
+            created_at=datetime.now(UTC),
+            model=answered.model,
+            version=answered.version,
+            role=answered.role,
+            latency_ms=answered.latency_ms,
+            key_id=answered.key_id,
+        )
+        return request.records(answered.ids, inputs, answered.prediction.to_records())
 
 
 def _chain(source: Future[None], target: Future[None]) -> None:

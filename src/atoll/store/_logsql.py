@@ -9,7 +9,7 @@ block every replay after it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,8 +23,11 @@ from atoll.store.db import run_transaction
 from atoll.store.tables import feedback, prediction_log, utcnow
 from atoll.types import check_model_name
 
-ROLES = ("primary", "canary", "shadow")
-"""Which version answered: the one served, a canary taking some traffic, or a silent shadow."""
+BATCH_ROLE = "batch"
+"""The role of rows `atoll predict` scored: no request answered them."""
+ROLES = ("primary", "canary", "shadow", BATCH_ROLE)
+"""Which version answered: the one served, a canary taking some traffic, a silent shadow,
+or a batch job (``atoll predict`` with ``monitor.log.batch``)."""
 
 Row = dict[str, Any]
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -44,6 +47,43 @@ class LogRecord:
     outputs: dict[str, Any]
     latency_ms: float
     key_id: str | None
+
+
+@dataclass(frozen=True)
+class LogRequest:
+    """What the records of rows answered together share: who answered them, when, how fast."""
+
+    request_id: str
+    created_at: datetime
+    model: str
+    version: int
+    role: str
+    latency_ms: float
+    key_id: str | None
+
+    def records(
+        self,
+        ids: Sequence[str],
+        inputs: Mapping[str, Sequence[Any]],
+        outputs: Sequence[dict[str, Any]],
+    ) -> list[LogRecord]:
+        """One record per id: ``inputs`` by column (a value per row in each), ``outputs`` by row."""
+        names = list(inputs)
+        return [
+            LogRecord(
+                prediction_id=prediction_id,
+                request_id=self.request_id,
+                created_at=self.created_at,
+                model=self.model,
+                version=self.version,
+                role=self.role,
+                inputs={name: inputs[name][row] for name in names},
+                outputs=outputs[row],
+                latency_ms=self.latency_ms,
+                key_id=self.key_id,
+            )
+            for row, prediction_id in enumerate(ids)
+        ]
 
 
 def to_row(record: LogRecord) -> Row:
@@ -126,6 +166,29 @@ def insert_rows(conn: Connection, rows: Sequence[Row], *, relaxed: bool) -> None
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
     insert = _insert(conn, prediction_log).on_conflict_do_nothing(index_elements=["prediction_id"])
     conn.execute(insert, list(rows))
+
+
+def write_now(engine: Engine, batches: Callable[[], Iterable[Sequence[LogRecord]]]) -> int:
+    """Write records in one transaction, now, bypassing the writer's queue; returns how many.
+
+    For callers that log many rows at a point of their own choosing (a batch
+    job logs each chunk before writing its part). ``batches`` is called again
+    if the transaction is retried; inserting a batch at a time keeps memory
+    bounded by the batch, whatever the total. Ids already stored are ignored,
+    so writing the same records again never duplicates them.
+
+    Raises:
+        ValueError: a record the table would refuse (see :func:`to_row`).
+    """
+
+    def work(conn: Connection) -> int:
+        count = 0
+        for batch in batches():
+            insert_rows(conn, [to_row(record) for record in batch], relaxed=False)
+            count += len(batch)
+        return count
+
+    return run_transaction(engine, work)
 
 
 def record_feedback(engine: Engine, items: Sequence[tuple[str, Any]], key_id: str | None) -> int:

@@ -3,7 +3,9 @@
 A job is recorded when it starts (``running``), its counts are updated as
 chunks finish, and it ends ``succeeded`` or ``failed`` with its error. A job
 whose process was killed stays ``running`` with its last counts: the record
-says how far it got, and the rerun that resumes it is a new job.
+says how far it got, and the rerun that resumes it is a new job. A job that
+feeds the prediction log also keeps the rows it logged, in ``options``
+(``rows_logged``), which spares the table a column most jobs would leave empty.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class BatchJob:
         status: ``running``, ``succeeded`` or ``failed``.
         chunks_total: None while the number of chunks is not known (CSV, SQL).
         seconds: wall time from start to finish; None while running.
-        options: how it ran (engine, workers, chunk_rows, format, passthrough).
+        options: how it ran (engine, workers, chunk_rows, format, passthrough,
+            log) and, for a job that feeds the prediction log, ``rows_logged``.
     """
 
     job_id: str
@@ -61,6 +64,12 @@ class BatchJob:
     seconds: float | None
     error: str | None
     options: dict[str, Any]
+
+    @property
+    def rows_logged(self) -> int | None:
+        """Rows the job wrote to the prediction log; None when it did not feed the log."""
+        value = self.options.get("rows_logged")
+        return None if value is None else int(value)
 
 
 class JobStore:
@@ -120,8 +129,11 @@ class JobStore:
         rows_quarantined: int,
         chunks_done: int,
         chunks_total: int | None,
+        rows_logged: int | None = None,
     ) -> None:
         """Update a running job's counts (totals so far, not increments).
+
+        ``rows_logged``, when given, is kept in the job's options.
 
         Raises:
             NotFoundError: no job has this id.
@@ -131,7 +143,12 @@ class JobStore:
         values["chunks_total"] = (
             None if chunks_total is None else _count("chunks_total", chunks_total)
         )
-        run_transaction(self.engine, lambda conn: _update_running(conn, job_id, values))
+
+        def work(conn: Connection) -> None:
+            _note_logged(conn, job_id, values, rows_logged)
+            _update_running(conn, job_id, values)
+
+        run_transaction(self.engine, work)
 
     def finish(
         self,
@@ -142,8 +159,11 @@ class JobStore:
         rows_quarantined: int,
         chunks_done: int,
         error: str | None = None,
+        rows_logged: int | None = None,
     ) -> BatchJob:
         """End a running job with its outcome and final counts; a job finishes once.
+
+        ``rows_logged``, when given, is kept in the job's options.
 
         Raises:
             NotFoundError: no job has this id.
@@ -160,6 +180,7 @@ class JobStore:
             started = _one(conn, job_id, lock=True).started_at
             finished = utcnow()
             values.update(finished_at=finished, seconds=(finished - started).total_seconds())
+            _note_logged(conn, job_id, values, rows_logged)
             _update_running(conn, job_id, values)
             return _one(conn, job_id)
 
@@ -210,6 +231,16 @@ def _counts(rows_scored: int, rows_quarantined: int, chunks_done: int) -> dict[s
         "rows_quarantined": _count("rows_quarantined", rows_quarantined),
         "chunks_done": _count("chunks_done", chunks_done),
     }
+
+
+def _note_logged(
+    conn: Connection, job_id: str, values: dict[str, Any], rows_logged: int | None
+) -> None:
+    """Add the job's options, with ``rows_logged`` set, to the values to write."""
+    if rows_logged is None:
+        return
+    options = _one(conn, job_id, lock=True).options
+    values["options"] = {**options, "rows_logged": _count("rows_logged", rows_logged)}
 
 
 def _update_running(conn: Connection, job_id: str, values: dict[str, Any]) -> None:

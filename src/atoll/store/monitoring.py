@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
+from atoll.store._history import newest
 from atoll.store.db import run_transaction
 from atoll.store.tables import monitor_results, utcnow
 from atoll.types import check_model_name
@@ -69,25 +70,25 @@ def list_results(
     *,
     check: str | None = None,
     version: int | None = None,
+    bounded: bool = False,
+    before_id: int | None = None,
     limit: int = 100,
 ) -> list[MonitorResult]:
-    """A model's newest ``limit`` stored results (of one check or version, or all), newest first."""
-    table = monitor_results.c
-    query = (
-        sa.select(monitor_results)
-        .where(table.model == check_model_name(model))
-        .order_by(table.id.desc())
-        .limit(max(0, limit))
-    )
-    if check is not None:
-        query = query.where(table.check_name == check)
-    if version is not None:
-        query = query.where(table.version == version)
+    """A model's newest ``limit`` stored results (of one check or version, or all), newest first.
 
-    def work(conn: Connection) -> list[MonitorResult]:
-        return [_result(row._mapping) for row in conn.execute(query)]
-
-    return run_transaction(engine, work, read_only=True)
+    ``bounded`` keeps only results of log windows with both ends (a data
+    file's have neither); ``before_id`` only results stored before that one,
+    to page back through history.
+    """
+    equal = {"check_name": check, "version": version}
+    where: list[sa.ColumnElement[bool]] = []
+    if bounded:
+        where += [monitor_results.c.window_start.is_not(None)]
+        where += [monitor_results.c.window_end.is_not(None)]
+    if before_id is not None:
+        where.append(monitor_results.c.id < before_id)
+    rows = newest(engine, monitor_results, model, limit=limit, equal=equal, where=where)
+    return [_result(row) for row in rows]
 
 
 def _row(

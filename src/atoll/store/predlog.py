@@ -27,14 +27,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from atoll.store import _spill
 from atoll.store._logsql import (
+    BATCH_ROLE,
     ROLES,
     LogRecord,
+    LogRequest,
     Row,
     count_log,
     insert_rows,
     read_log,
     record_feedback,
     to_row,
+    write_now,
 )
 from atoll.store.db import Retry, hold_wal_open, run_transaction
 
@@ -318,11 +321,14 @@ def _fail(future: Future[Any], error: BaseException) -> None:
 
 
 __all__ = [
+    "BATCH_ROLE",
     "ROLES",
     "LogRecord",
+    "LogRequest",
     "LogStats",
     "PredictionLog",
     "count_log",
     "read_log",
     "record_feedback",
+    "write_now",
 ]

@@ -207,3 +207,45 @@ monitor_results = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index(None, "model", "check_name", "id"),
 )
+
+alert_states = sa.Table(
+    "alert_states",
+    metadata,
+    # One row per model, reference as given to `monitor check` (name@alias or name@3)
+    # and rule: whether it is firing, when it last notified, what is being sent.
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("ref", sa.String(200), primary_key=True),
+    sa.Column("rule", sa.String(64), primary_key=True),
+    sa.Column("firing", sa.Boolean, nullable=False),
+    sa.Column("since", UTCDateTime, nullable=True),
+    sa.Column("notified_at", UTCDateTime, nullable=True),
+    # The event whose notification a check claimed and is sending, and when it claimed it.
+    sa.Column("pending_event", sa.String(32), nullable=True),
+    sa.Column("pending_at", UTCDateTime, nullable=True),
+    # Bumped by every change: a change is written only if the revision is still the one
+    # read, so of two checks running at once only one sends.
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # The id the webhook body carries, so receivers can drop duplicates.
+    sa.Column("event_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("ref", sa.String(200), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("check_name", sa.String(32), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("window_start", UTCDateTime, nullable=True),
+    sa.Column("window_end", UTCDateTime, nullable=True),
+    sa.Column("delivery", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "model", "id"),
+)
