@@ -45,24 +45,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
-import json
-import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import venv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _harness as harness
+
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 MLFLOW_VENV = HERE / ".mlflow-venv"
+MLFLOW = ["mlflow", "scikit-learn", "lightgbm", "pandas", "pyarrow"]
 MODEL = "batch-bench"
 ID, TARGET = "row_id", "label"
 NUMERIC = [f"x{i:02d}" for i in range(20)]
@@ -146,47 +144,28 @@ def write_data(rows: int, folder: Path, seed: int, csv: bool) -> dict[str, Path]
 # ------------------------------------------------------------------ model
 def spec_text(data: str) -> str:
     """A demo-style spec: median imputation, one-hot categories, LightGBM."""
-    import yaml
-
     columns: dict[str, Any] = {ID: {"type": "int", "role": "id", "nullable": False}}
     for name in NUMERIC:
         columns[name] = {"type": "int" if name in COUNTS else "float"}
-    for name, levels in CATEGORIES.items():
-        columns[name] = {"type": "category", "allowed": list(levels)}
-    columns[TARGET] = {"type": "int", "nullable": False}
-    spec = {
-        "name": MODEL,
-        "description": "bench/batch.py: 20 numeric and 3 categorical columns.",
-        "task": "binary",
-        "target": TARGET,
-        "data": {"path": data},
-        "columns": columns,
-        "features": [
-            {"step": "impute", "columns": WITH_MISSING, "strategy": "median"},
-            {"step": "onehot", "columns": list(CATEGORIES)},
-        ],
-        "model": {"estimator": "lightgbm.LGBMClassifier", "params": LGBM_PARAMS},
-        "split": {"method": "stratified", "test_size": 0.2},
-        "evaluate": {"metrics": ["roc_auc"]},
-    }
-    return yaml.safe_dump(spec, sort_keys=False)
+    return harness.binary_spec(
+        MODEL,
+        "bench/batch.py: 20 numeric and 3 categorical columns.",
+        data,
+        columns,
+        categories=CATEGORIES,
+        imputed=WITH_MISSING,
+        target=TARGET,
+        params=LGBM_PARAMS,
+    )
 
 
 def train(project: Path, seed: int, rows: int) -> str:
     """Train and register the model on a sample; its ``name@version`` reference."""
-    import pyarrow.parquet as pq
-
-    from atoll import api
-
-    (project / "data").mkdir(parents=True)
     sample = block(10_000, rows, seed + 1, with_target=True)  # rows no input file holds
-    pq.write_table(sample, project / "data" / "sample.parquet")
-    (project / "atoll.yaml").write_text(spec_text("data/sample.parquet"))
-    started = time.perf_counter()
-    outcome = api.train(project / "atoll.yaml", settings=api.project_settings(project))
+    data = "data/sample.parquet"
+    ref, outcome, seconds = harness.train(project, sample, data, spec_text(data))
     auc = outcome.result.evaluation["metrics"]["roc_auc"]
-    ref = f"{outcome.version.name}@{outcome.version.version}"
-    print(f"trained {ref} on {rows:,} rows in {time.perf_counter() - started:.0f} s, AUC {auc:.3f}")
+    print(f"trained {ref} on {rows:,} rows in {seconds:.0f} s, AUC {auc:.3f}")
     return ref
 
 
@@ -272,103 +251,16 @@ def child_mlflow_model(sample: Path, folder: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ measuring
 @dataclass
-class Cell:
-    """One measured run."""
+class Cell(harness.Measured):
+    """One measured run: ``Cell(rows, variant, fmt, workers)``."""
 
-    rows: int
     variant: str
     fmt: str
     workers: int
-    wall_s: float = float("nan")
-    rows_per_s: float = float("nan")
-    tree_mb: float = float("nan")
-    pss_mb: float = float("nan")
-    proc_mb: float = float("nan")
-    cpu_s: float = float("nan")
-    note: str = ""
-    ok: bool = True
-
-
-class TreeSampler:
-    """Peak memory of a process and all its descendants, and their CPU time.
-
-    Memory: the peak of the sum of their RSS (pages shared between processes,
-    such as the libraries' code, counted once per process), of the sum of their
-    PSS (shared pages split between the processes sharing them: the tree's real
-    footprint), and the largest single RSS. CPU time is summed over every process
-    seen, at its last sample: worker processes that their parent never waits for
-    escape ``RUSAGE_CHILDREN``.
-    """
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.tree_peak = 0
-        self.pss_peak = 0
-        self.proc_peak = 0
-        self.cpu: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        import psutil
-
-        with contextlib.suppress(psutil.Error):
-            root = psutil.Process(self.pid)
-            while not self._stop.wait(0.05):
-                total = pss = 0
-                for proc in [root, *root.children(recursive=True)]:
-                    with contextlib.suppress(psutil.Error):
-                        memory = proc.memory_full_info()
-                        total += memory.rss
-                        pss += getattr(memory, "pss", memory.rss)  # PSS: Linux only
-                        self.proc_peak = max(self.proc_peak, memory.rss)
-                        times = proc.cpu_times()
-                        self.cpu[proc.pid] = times.user + times.system
-                self.tree_peak = max(self.tree_peak, total)
-                self.pss_peak = max(self.pss_peak, pss)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def measure(cell: Cell, cmd: list[str], log: Path, cwd: Path | None = None) -> str:
-    """Run ``cmd`` to completion, filling the cell's wall, memory and CPU; its stdout."""
-    cpu = children_cpu_s()
-    started = time.perf_counter()
-    with log.open("wb") as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=err)
-        sampler = TreeSampler(proc.pid)
-        out, _ = proc.communicate()
-        sampler.stop()
-    cell.wall_s = time.perf_counter() - started
-    cell.cpu_s = max(children_cpu_s() - cpu, sum(sampler.cpu.values()))  # both lower bounds
-    cell.tree_mb, cell.proc_mb = sampler.tree_peak / 2**20, sampler.proc_peak / 2**20
-    cell.pss_mb = sampler.pss_peak / 2**20
-    if proc.returncode == 0:
-        cell.rows_per_s = cell.rows / cell.wall_s
-    else:
-        tail = log.read_text(errors="replace").strip().splitlines()[-6:]
-        cell.ok, cell.note = False, f"exit {proc.returncode}: " + " | ".join(tail)[-400:]
-    return out.decode(errors="replace")
 
 
 def child_cmd(kind: str, **args: Any) -> list[str]:
-    return [sys.executable, __file__, "--child", kind, json.dumps(args, default=str)]
-
-
-def last_json(out: str) -> dict[str, Any]:
-    """The last JSON object printed: one line, or indented (``atoll ... --json``)."""
-    lines = out.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith("{")]
-    result: dict[str, Any] = json.loads("\n".join(lines[starts[-1] :])) if starts else {}
-    return result
+    return harness.child_cmd(sys.executable, __file__, kind, **args)
 
 
 def output_rows(path: Path) -> int:
@@ -420,7 +312,7 @@ def run_size(rows: int, files: dict[str, Path], setup: Setup) -> list[Cell]:
 def compute_cell(rows: int, data: Path, setup: Setup) -> Cell:
     cell = Cell(rows, "compute", "memory", 0)
     cmd = child_cmd("compute", project=setup.project, ref=setup.ref, data=data)
-    out = last_json(measure(cell, cmd, setup.scratch / "compute.log"))
+    out = harness.measure_json(cell, cmd, setup.scratch / "compute.log")
     if cell.ok:
         process_s, cell.wall_s = cell.wall_s, out["score"]
         cell.rows_per_s = rows / out["score"]
@@ -438,7 +330,7 @@ def pandas_cell(rows: int, fmt: str, data: Path, setup: Setup) -> Cell:
     cell = Cell(rows, "pandas", fmt, 1)
     output = out_dir(setup) / f"pandas.{fmt}"
     cmd = child_cmd("pandas", project=setup.project, ref=setup.ref, data=data, output=output)
-    out = last_json(measure(cell, cmd, setup.scratch / "pandas.log"))
+    out = harness.measure_json(cell, cmd, setup.scratch / "pandas.log")
     if cell.ok:
         cell.note = f"read+predict+write {out['inner_s']:.1f} s of the wall"
     checked(cell, output)
@@ -452,7 +344,8 @@ def atoll_cell(rows: int, fmt: str, data: Path, workers: int, engine: str, setup
     cmd = [str(BIN / "atoll"), "-C", str(setup.project), "predict", "--model", setup.ref]
     cmd += ["--input", str(data), "--output", str(output), "--workers", str(workers)]
     cmd += ["--engine", engine, "--chunk-rows", str(setup.chunk_rows), "--json"]
-    summary = last_json(measure(cell, cmd, setup.scratch / f"atoll-{engine}-{fmt}-{workers}.log"))
+    log = setup.scratch / f"atoll-{engine}-{fmt}-{workers}.log"
+    summary = harness.measure_json(cell, cmd, log)
     if cell.ok:
         cell.note = (
             f"job {summary['seconds']:.1f} s inside ({summary['rows_per_s']:,.0f} rows/s),"
@@ -471,7 +364,7 @@ def mlflow_cell(rows: int, data: Path, model: Path, setup: Setup) -> Cell:
     mlflow = MLFLOW_VENV / "bin" / "mlflow"
     cmd = [str(mlflow), "models", "predict", "-m", str(model), "-i", str(data)]
     cmd += ["-o", str(output), "-t", "csv", "--env-manager", "local"]
-    measure(cell, cmd, setup.scratch / "mlflow.log")
+    harness.measure(cell, cmd, setup.scratch / "mlflow.log")
     if cell.ok and output.exists():  # MLflow writes JSON or CSV depending on its version
         cell.note = f"output {output.stat().st_size / 2**20:,.0f} MB"
     shutil.rmtree(output.parent, ignore_errors=True)
@@ -487,10 +380,9 @@ def out_dir(setup: Setup) -> Path:
 
 
 def print_progress(cell: Cell) -> None:
-    state = "ok" if cell.ok else f"FAILED ({cell.note})"
     print(
         f"  {cell.rows:>11,} {cell.variant:<12} {cell.fmt:<8} w{cell.workers or '-'}"
-        f" {cell.wall_s:7.1f} s  {state}",
+        f" {cell.wall_s:7.1f} s  {cell.state}",
         file=sys.stderr,
         flush=True,
     )
@@ -499,36 +391,20 @@ def print_progress(cell: Cell) -> None:
 # ------------------------------------------------------------------ MLflow venv
 def prepare_mlflow(project: Path, scratch: Path) -> tuple[Path | None, str]:
     """The saved MLflow model, or None and why MLflow is skipped."""
-    python = MLFLOW_VENV / "bin" / "python"
-    if not (MLFLOW_VENV / "bin" / "mlflow").exists():
-        print("creating bench/.mlflow-venv and installing mlflow (once) ...", file=sys.stderr)
-        try:
-            venv.create(MLFLOW_VENV, with_pip=True)
-        except (OSError, subprocess.CalledProcessError) as exc:
-            return None, f"cannot create a venv at {MLFLOW_VENV}: {exc}"
-        packages = ["mlflow", "scikit-learn", "lightgbm", "pandas", "pyarrow"]
-        done = subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", *packages],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            check=False,
-        )
-        if done.returncode != 0:
-            shutil.rmtree(MLFLOW_VENV, ignore_errors=True)
-            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            return None, f"pip could not install mlflow into a separate venv: {reason}"
+    python, reason = harness.separate_venv(MLFLOW_VENV, "mlflow", MLFLOW, "import mlflow.sklearn")
+    if python is None:
+        return None, reason
     folder = scratch / "mlflow-model"
-    args = json.dumps({"sample": str(project / "data" / "sample.parquet"), "folder": str(folder)})
+    sample = project / "data" / "sample.parquet"
     done = subprocess.run(
-        [str(python), __file__, "--child", "mlflow-model", args],
+        harness.child_cmd(python, __file__, "mlflow-model", sample=sample, folder=folder),
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
     if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        reason = harness.last_line(done.stderr, "no output")
         return None, f"could not build the MLflow model: {reason}"
     return folder, ""
 
@@ -539,21 +415,17 @@ def report(cells: list[Cell], mlflow_note: str) -> None:
         f"{'rows':>11} {'variant':<12} {'format':<8} {'workers':>7} {'wall s':>8}"
         f" {'rows/s':>11} {'tree MB':>8} {'tree PSS':>8} {'max proc':>8} {'cpu s':>7}  note"
     )
-    print(head)
-    print("-" * len(head))
-    for c in cells:
-        note = c.note if c.ok else f"FAILED: {c.note}"
-        workers = str(c.workers or "-")
-        print(
-            f"{c.rows:>11,} {c.variant:<12} {c.fmt:<8} {workers:>7} {c.wall_s:>8.1f}"
-            f" {c.rows_per_s:>11,.0f} {c.tree_mb:>8.0f} {c.pss_mb:>8.0f} {c.proc_mb:>8.0f}"
-            f" {c.cpu_s:>7.1f}  {note}"
-        )
-    if mlflow_note:
-        print(f"\nmlflow: skipped: {mlflow_note}")
-    print()
-    for line in verdicts(cells):
-        print(line)
+    skipped = [f"mlflow: skipped: {mlflow_note}"] if mlflow_note else []
+    harness.print_report(head, map(table_line, cells), skipped, verdicts(cells))
+
+
+def table_line(c: Cell) -> str:
+    workers = str(c.workers or "-")
+    return (
+        f"{c.rows:>11,} {c.variant:<12} {c.fmt:<8} {workers:>7} {c.wall_s:>8.1f}"
+        f" {c.rows_per_s:>11,.0f} {c.tree_mb:>8.0f} {c.pss_mb:>8.0f} {c.proc_mb:>8.0f}"
+        f" {c.cpu_s:>7.1f}  {c.shown_note}"
+    )
 
 
 def find(cells: list[Cell], rows: int, variant: str, fmt: str, workers: int) -> Cell | None:
@@ -593,7 +465,7 @@ def verdicts(cells: list[Cell]) -> Iterator[str]:
 
 
 def target(label: str, value: str, goal: str, ok: bool) -> str:
-    return f"    {label:<22} {value:>9}   target {goal:<8} {mark(ok)}"
+    return harness.target(label, value, goal, ok, widths=(22, 9, 8))
 
 
 def growth(cells: list[Cell], sizes: list[int]) -> Iterator[str]:
@@ -607,26 +479,18 @@ def growth(cells: list[Cell], sizes: list[int]) -> Iterator[str]:
             yield (
                 f"peak RSS {variant} w{workers}, {sizes[0]:,} -> {sizes[-1]:,} rows: "
                 f"{first.tree_mb:,.0f} -> {last.tree_mb:,.0f} MB ({ratio:.2f}x; "
-                f"target: not growing, <= 1.10x) {mark(ratio <= 1.1)}"
+                f"target: not growing, <= 1.10x) {harness.mark(ratio <= 1.1)}"
             )
 
 
-def mark(ok: bool) -> str:
-    return "met" if ok else "NOT MET"
-
-
 # ------------------------------------------------------------------ entry point
-def run_child(kind: str, raw: str) -> None:
-    args = json.loads(raw)
+def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
     paths = {k: Path(v) for k, v in args.items() if k != "ref"}
     if kind == "compute":
-        result = child_compute(paths["project"], args["ref"], paths["data"])
-    elif kind == "pandas":
-        result = child_pandas(paths["project"], args["ref"], paths["data"], paths["output"])
-    else:
-        result = child_mlflow_model(paths["sample"], paths["folder"])
-    result["peak_self_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
+        return child_compute(paths["project"], args["ref"], paths["data"])
+    if kind == "pandas":
+        return child_pandas(paths["project"], args["ref"], paths["data"], paths["output"])
+    return child_mlflow_model(paths["sample"], paths["folder"])
 
 
 def parse() -> argparse.Namespace:
@@ -642,8 +506,6 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=HERE / "out" / "batch-data")
     parser.add_argument("--mlflow", action="store_true", help="also `mlflow models predict`")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir (logs)")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("child_args", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rows is None:
         args.rows = [100_000, 200_000] if args.quick else [5_000_000]
@@ -656,14 +518,10 @@ def parse() -> argparse.Namespace:
 
 def main() -> int:
     args = parse()
-    if args.child:
-        run_child(args.child, args.child_args)
-        return 0
     if not shutil.which("atoll", path=str(BIN)):
         print(f"error: no atoll command beside {sys.executable}", file=sys.stderr)
         return 1
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"{os.cpu_count()} CPUs, load average {load} at start", file=sys.stderr)
+    harness.print_load_at_start()
     scratch = Path(tempfile.mkdtemp(prefix="atoll-bench-batch-"))
     try:
         cells, mlflow_note = run(args, scratch)
@@ -673,9 +531,7 @@ def main() -> int:
         else:
             shutil.rmtree(scratch, ignore_errors=True)
     report(cells, mlflow_note)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\nload average {load} at the end (2 cores: above ~0.5 of other work, distrust)")
-    return 0 if all(c.ok for c in cells) else 1
+    return harness.finish(cells)
 
 
 def run(args: argparse.Namespace, scratch: Path) -> tuple[list[Cell], str]:
@@ -695,4 +551,4 @@ def run(args: argparse.Namespace, scratch: Path) -> tuple[list[Cell], str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.main_or_child(main, run_child))

@@ -48,22 +48,17 @@ at 1M rows that does not grow from 1M to 5M rows.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import venv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import batch as batch_bench  # the process-tree sampler and the measuring loop
+import _harness as harness
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -122,32 +117,17 @@ def block(index: int, rows: int, seed: int, drifted: bool) -> Any:
     return table.append_column(TARGET, pa.array((rng.random(rows) < score).astype(np.int64)))
 
 
-def spec_text() -> str:
-    import yaml
-
-    columns: dict[str, Any] = {name: {"type": "float"} for name in NUMERIC}
-    for name, levels in CATEGORIES.items():
-        columns[name] = {"type": "category", "allowed": list(levels)}
-    columns[TARGET] = {"type": "int", "nullable": False}
-    spec = {
-        "name": MODEL,
-        "description": "bench/drift.py: 20 numeric and 5 categorical columns.",
-        "task": "binary",
-        "target": TARGET,
-        "data": {"path": "data/reference.parquet"},
-        "columns": columns,
-        "features": [
-            {"step": "impute", "columns": WITH_MISSING, "strategy": "median"},
-            {"step": "onehot", "columns": list(CATEGORIES)},
-        ],
-        "model": {
-            "estimator": "lightgbm.LGBMClassifier",
-            "params": {"n_estimators": 50, "num_leaves": 15},
-        },
-        "split": {"method": "stratified", "test_size": 0.2},
-        "evaluate": {"metrics": ["roc_auc"]},
-    }
-    return yaml.safe_dump(spec, sort_keys=False)
+def spec_text(data: str) -> str:
+    return harness.binary_spec(
+        MODEL,
+        "bench/drift.py: 20 numeric and 5 categorical columns.",
+        data,
+        {name: {"type": "float"} for name in NUMERIC},
+        categories=CATEGORIES,
+        imputed=WITH_MISSING,
+        target=TARGET,
+        params={"n_estimators": 50, "num_leaves": 15},
+    )
 
 
 @dataclass(frozen=True)
@@ -172,17 +152,10 @@ def prepare(folder: Path, seed: int, reference_rows: int, rows: int) -> Setup:
 
 
 def train(project: Path, seed: int, rows: int) -> str:
-    import pyarrow.parquet as pq
-
-    from atoll import api
-
-    (project / "data").mkdir(parents=True)
-    pq.write_table(block(10_000, rows, seed + 1, drifted=False), project / "data/reference.parquet")
-    (project / "atoll.yaml").write_text(spec_text())
-    started = time.perf_counter()
-    outcome = api.train(project / "atoll.yaml", settings=api.project_settings(project))
-    ref = f"{outcome.version.name}@{outcome.version.version}"
-    print(f"setup: trained {ref} on {rows:,} rows in {time.perf_counter() - started:.0f} s")
+    data = "data/reference.parquet"
+    sample = block(10_000, rows, seed + 1, drifted=False)
+    ref, _, seconds = harness.train(project, sample, data, spec_text(data))
+    print(f"setup: trained {ref} on {rows:,} rows in {seconds:.0f} s")
     return ref
 
 
@@ -324,33 +297,20 @@ def elapsed(started: float) -> float:
 
 # ------------------------------------------------------------------ measuring
 @dataclass
-class Cell:
-    """One measured run (the attribute names batch_bench.measure fills)."""
+class Cell(harness.Measured):
+    """One measured run: ``Cell(rows, tool)``."""
 
     tool: str
-    rows: int
-    wall_s: float = float("nan")
     inner_s: float = float("nan")
-    rows_per_s: float = float("nan")
-    tree_mb: float = float("nan")
-    pss_mb: float = float("nan")
-    proc_mb: float = float("nan")
-    cpu_s: float = float("nan")
     drifted: list[str] = field(default_factory=list)
-    note: str = ""
-    ok: bool = True
-
-
-def child_cmd(python: Path | str, kind: str, **args: Any) -> list[str]:
-    return [str(python), __file__, "--child", kind, json.dumps(args, default=str)]
 
 
 def atoll_cell(rows: int, setup: Setup, scratch: Path) -> Cell:
-    cell = Cell("atoll", rows)
+    cell = Cell(rows, "atoll")
     until = (START + rows * STEP).isoformat()
     cmd = [str(BIN / "atoll"), "-C", str(setup.project), "monitor", "report", setup.ref]
     cmd += ["--since", START.isoformat(), "--until", until, "--json", "--no-save"]
-    report = batch_bench.last_json(batch_bench.measure(cell, cmd, scratch / "atoll.log"))
+    report = harness.measure_json(cell, cmd, scratch / "atoll.log")
     if cell.ok:
         drift = report["checks"]["drift"]
         cell.drifted = drift["drifted"]
@@ -363,9 +323,11 @@ def atoll_cell(rows: int, setup: Setup, scratch: Path) -> Cell:
 
 
 def child_cell(tool: str, python: Path, rows: int, setup: Setup, scratch: Path) -> Cell:
-    cell = Cell(tool, rows)
-    cmd = child_cmd(python, tool, reference=setup.reference, current=setup.current, rows=rows)
-    out = batch_bench.last_json(batch_bench.measure(cell, cmd, scratch / f"{tool}.log"))
+    cell = Cell(rows, tool)
+    cmd = harness.child_cmd(
+        python, __file__, tool, reference=setup.reference, current=setup.current, rows=rows
+    )
+    out = harness.measure_json(cell, cmd, scratch / f"{tool}.log")
     if cell.ok:
         cell.inner_s, cell.drifted = out["inner_s"], out["drifted"]
         cell.note = f"statistics {cell.inner_s:.1f} s of the wall"
@@ -373,36 +335,8 @@ def child_cell(tool: str, python: Path, rows: int, setup: Setup, scratch: Path) 
 
 
 def done(cell: Cell) -> Cell:
-    state = "ok" if cell.ok else f"FAILED ({cell.note})"
-    print(f"  {cell.rows:>11,} {cell.tool:<10} {cell.wall_s:7.1f} s  {state}", file=sys.stderr)
+    print(f"  {cell.rows:>11,} {cell.tool:<10} {cell.wall_s:7.1f} s  {cell.state}", file=sys.stderr)
     return cell
-
-
-# ------------------------------------------------------------------ Evidently venv
-def prepare_evidently() -> tuple[Path | None, str]:
-    """The venv's python, or None and why Evidently is skipped."""
-    python = EVIDENTLY_VENV / "bin" / "python"
-    check = [str(python), "-c", "from evidently.presets import DataDriftPreset"]
-    if python.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
-        return python, ""
-    print("creating bench/.evidently-venv and installing evidently (once) ...", file=sys.stderr)
-    shutil.rmtree(EVIDENTLY_VENV, ignore_errors=True)
-    try:
-        venv.create(EVIDENTLY_VENV, with_pip=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        return None, f"cannot create a venv at {EVIDENTLY_VENV}: {exc}"
-    installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", *EVIDENTLY],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    if installed.returncode != 0 or subprocess.run(check, check=False).returncode != 0:
-        shutil.rmtree(EVIDENTLY_VENV, ignore_errors=True)
-        reason = (installed.stderr.strip().splitlines() or ["it does not import"])[-1]
-        return None, f"pip could not install {' '.join(EVIDENTLY)}: {reason}"
-    return python, ""
 
 
 # ------------------------------------------------------------------ report
@@ -411,22 +345,19 @@ def report(cells: list[Cell], evidently_note: str) -> None:
         f"{'rows':>11} {'tool':<10} {'wall s':>8} {'inner s':>8} {'tree MB':>8} {'tree PSS':>8}"
         f" {'cpu s':>7}  {'drifted':<30} note"
     )
-    print(head)
-    print("-" * len(head))
-    for c in cells:
-        note = c.note if c.ok else f"FAILED: {c.note}"
-        drifted = ",".join(c.drifted) if c.ok else "-"
-        inner = "-" if c.inner_s != c.inner_s else f"{c.inner_s:.1f}"  # NaN: not measured
-        print(
-            f"{c.rows:>11,} {c.tool:<10} {c.wall_s:>8.1f} {inner:>8} {c.tree_mb:>8.0f}"
-            f" {c.pss_mb:>8.0f} {c.cpu_s:>7.1f}  {drifted:<30} {note}"
-        )
-    print(f"\ninjected drift: {','.join(DRIFTED)}")
+    notes = [f"injected drift: {','.join(DRIFTED)}"]
     if evidently_note:
-        print(f"evidently: skipped: {evidently_note}")
-    print()
-    for line in verdicts(cells):
-        print(line)
+        notes.append(f"evidently: skipped: {evidently_note}")
+    harness.print_report(head, map(table_line, cells), notes, verdicts(cells))
+
+
+def table_line(c: Cell) -> str:
+    drifted = ",".join(c.drifted) if c.ok else "-"
+    inner = "-" if c.inner_s != c.inner_s else f"{c.inner_s:.1f}"  # NaN: not measured
+    return (
+        f"{c.rows:>11,} {c.tool:<10} {c.wall_s:>8.1f} {inner:>8} {c.tree_mb:>8.0f}"
+        f" {c.pss_mb:>8.0f} {c.cpu_s:>7.1f}  {drifted:<30} {c.shown_note}"
+    )
 
 
 def find(cells: list[Cell], rows: int, tool: str) -> Cell | None:
@@ -462,16 +393,13 @@ def verdicts(cells: list[Cell]) -> Iterator[str]:
 
 
 def target(label: str, value: str, goal: str, ok: bool) -> str:
-    return f"    {label:<30} {value:>14}   target {goal:<9} {batch_bench.mark(ok)}"
+    return harness.target(label, value, goal, ok, widths=(30, 14, 9))
 
 
 # ------------------------------------------------------------------ entry point
-def run_child(kind: str, raw: str) -> None:
-    args = json.loads(raw)
+def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
     paths = (Path(args["reference"]), Path(args["current"]), int(args["rows"]))
-    result = child_scipy(*paths) if kind == "scipy" else child_evidently(*paths)
-    result["peak_self_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
+    return child_scipy(*paths) if kind == "scipy" else child_evidently(*paths)
 
 
 def parse() -> argparse.Namespace:
@@ -487,8 +415,6 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--no-evidently", action="store_true", help="atoll and scipy only")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=HERE / "out" / "drift-data")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("child_args", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rows is None:
         args.rows = [100_000, 200_000] if args.quick else [1_000_000, 5_000_000]
@@ -499,16 +425,14 @@ def parse() -> argparse.Namespace:
 
 def main() -> int:
     args = parse()
-    if args.child:
-        run_child(args.child, args.child_args)
-        return 0
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"{os.cpu_count()} CPUs, load average {load} at start", file=sys.stderr)
+    harness.print_load_at_start()
     folder = args.data / f"seed{args.seed}-reference{args.reference_rows}"
     setup = prepare(folder, args.seed, args.reference_rows, max(args.rows))
     python, evidently_note = None, "not asked for (--no-evidently)"
     if not args.no_evidently:
-        python, evidently_note = prepare_evidently()
+        python, evidently_note = harness.separate_venv(
+            EVIDENTLY_VENV, "evidently", EVIDENTLY, "from evidently.presets import DataDriftPreset"
+        )
     cells: list[Cell] = []
     with tempfile.TemporaryDirectory(prefix="atoll-bench-drift-") as scratch:
         for rows in args.rows:
@@ -517,10 +441,8 @@ def main() -> int:
             if python is not None and rows <= args.evidently_max_rows:
                 cells.append(child_cell("evidently", python, rows, setup, Path(scratch)))
     report(cells, evidently_note)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\nload average {load} at the end (2 cores: above ~0.5 of other work, distrust)")
-    return 0 if all(c.ok for c in cells) else 1
+    return harness.finish(cells)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.main_or_child(main, run_child))

@@ -13,7 +13,7 @@ alone on one encoded row. Then the installed size of the lean serving install
 (`atoll[serve-lite]`) beside the full one (`atoll[full]`), from two venvs under
 bench/out/venvs (built by --install-sizes, reused while pyproject.toml is unchanged).
 
-    python bench/size.py                   # 200,000 rows (tens of minutes on 2 cores)
+    python bench/size.py                   # 200,000 rows (about 5 minutes on 2 cores)
     python bench/size.py --quick           # 5,000 rows, a look in a minute or two
     python bench/size.py --install-sizes   # and build the venvs first where needed (~2 min)
 """
