@@ -1,9 +1,10 @@
 """Monitoring a real ``atoll serve`` process: traffic over HTTP, the log it writes, the report.
 
 A 20-feature model (15 numeric, 5 categorical) is trained, promoted and
-served; windows of traffic are sent through the native predict route and
-``atoll.api.monitor_report`` judges each window from the prediction log the
-server wrote. Nothing here is synthetic past the generated rows.
+served; windows of traffic are sent through the native predict route, labels
+through ``POST /v1/feedback``, and ``atoll.api.monitor_report`` judges each
+window from the prediction log the server wrote. Nothing here is synthetic past
+the generated rows.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.metrics import accuracy_score, roc_auc_score
 
 from atoll import api
 from atoll.settings import Settings
@@ -32,6 +34,7 @@ DRIFTED = ["x3", "x9", "c2"]
 TRAINING_ROWS = 4_000
 WINDOW_ROWS = 2_000
 ROWS_PER_REQUEST = 100
+LABELLED_ROWS = 1_500
 
 
 def features(rows: int, seed: int) -> pd.DataFrame:
@@ -88,6 +91,7 @@ def write_project(root: Path) -> Path:
 class Window:
     since: datetime
     until: datetime
+    answers: list[dict[str, Any]]  # the server's one answer per row, in order
 
 
 @dataclass
@@ -98,13 +102,15 @@ class Served:
     def send(self, frame: pd.DataFrame) -> Window:
         """Post ``frame`` in requests of 100 rows; the window spans exactly these requests."""
         since = datetime.now(UTC)
+        answers: list[dict[str, Any]] = []
         for start in range(0, len(frame), ROWS_PER_REQUEST):
             rows = frame.iloc[start : start + ROWS_PER_REQUEST].to_dict("records")
             response = self.server.client.post(
                 "/v1/models/twenty/predict", json={"instances": rows}
             )
             assert response.status_code == 200, response.text
-        return Window(since, datetime.now(UTC) + timedelta(milliseconds=1))
+            answers += response.json()["predictions"]
+        return Window(since, datetime.now(UTC) + timedelta(milliseconds=1), answers)
 
     def report(self, window: Window) -> dict[str, Any]:
         result = api.monitor_report(
@@ -132,6 +138,33 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield Served(project, server)
     finally:
         server.stop()
+
+
+def test_a_window_labelled_through_feedback_gives_the_metric_computed_directly(
+    served: Served,
+) -> None:
+    frame = features(WINDOW_ROWS, seed=30)
+    window = served.send(frame)
+    truth = (np.random.default_rng(31).uniform(size=WINDOW_ROWS) < 0.5).astype(int)
+    truth[: WINDOW_ROWS // 2] = (frame["x0"] > 0).astype(int)[: WINDOW_ROWS // 2]
+    labelled = LABELLED_ROWS
+    feedback = [
+        {"prediction_id": answer["id"], "label": int(label)}
+        for answer, label in zip(window.answers[:labelled], truth, strict=False)
+    ]
+    response = served.server.client.post("/v1/feedback", json={"feedback": feedback})
+    assert response.status_code == 200 and response.json() == {"stored": labelled}
+
+    performance = served.report(window)["performance"]
+
+    scores = [answer["probabilities"]["1"] for answer in window.answers[:labelled]]
+    predicted = [answer["prediction"] for answer in window.answers[:labelled]]
+    assert performance["labelled_rows"] == labelled
+    metrics = performance["metrics"]
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(truth[:labelled], scores), abs=1e-12)
+    assert metrics["accuracy"] == pytest.approx(
+        accuracy_score(truth[:labelled], predicted), abs=1e-12
+    )
 
 
 def drifted_columns(checks: dict[str, Any]) -> set[str]:
