@@ -507,7 +507,10 @@ def test_two_checks_at_once_send_one_notification(engine: sa.Engine, receiver: R
     for thread in threads:
         thread.join()
 
-    assert sorted(o.alerts[0].action for o in outcomes) == [FIRE, TAKEN]
+    # the second sees the first's claim in flight (taken) or, if the first is done
+    # by then, its delivered alert within the cooldown (suppress): never a second fire
+    first, second = sorted(o.alerts[0].action for o in outcomes)
+    assert first == FIRE and second in (TAKEN, SUPPRESS)
     assert len(receiver.requests) == 1
     assert verify(SECRET.encode(), receiver.requests[0].headers, receiver.requests[0].body)
     assert all(o.firing == ["drift-alert"] for o in outcomes)

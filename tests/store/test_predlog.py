@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from atoll.store._spill import SpillFile, spill_files
 from atoll.store.db import create_engine_for, migrate, transaction
 from atoll.store.predlog import (
     LogRecord,
+    LogRequest,
     PredictionLog,
     count_log,
     read_log,
@@ -189,12 +191,12 @@ def test_write_now_commits_batches_in_one_transaction_and_ignores_known_ids(
     engine: sa.Engine,
 ) -> None:
     """What a batch job uses: its own moment, several inserts, and a resume re-inserts."""
-    assert write_now(engine, lambda: iter([records(0, 4), records(4, 10)])) == 10
+    assert write_now(engine, lambda: iter([rows_of(0, 4), rows_of(4, 10)])) == 10
     expect_exactly_once(engine, records(0, 10))
-    assert write_now(engine, lambda: iter([records(6, 12)])) == 6  # 6-9 already stored
+    assert write_now(engine, lambda: iter([rows_of(6, 12)])) == 6  # 6-9 already stored
     expect_exactly_once(engine, records(0, 12))
     assert {r.role for r in read_log(engine)} == {"primary"}
-    batch = [dataclasses.replace(r, role="batch") for r in records(20, 22)]
+    batch = [to_row(dataclasses.replace(r, role="batch")) for r in records(20, 22)]
     write_now(engine, lambda: iter([batch]))
     assert {r.role for r in read_log(engine, limit=2)} == {"batch"}
 
@@ -202,8 +204,50 @@ def test_write_now_commits_batches_in_one_transaction_and_ignores_known_ids(
 def test_write_now_writes_nothing_when_a_record_is_refused(engine: sa.Engine) -> None:
     refused = dataclasses.replace(record(3), role="nightly")
     with pytest.raises(ValueError, match="unknown log record role 'nightly'"):
-        write_now(engine, lambda: iter([records(0, 3), [refused]]))
+        write_now(engine, lambda: iter([rows_of(0, 3), [to_row(refused)]]))
     assert count_log(engine) == 0
+
+
+def rows_of(start: int, stop: int) -> list[dict[str, Any]]:
+    return [to_row(r) for r in records(start, stop)]
+
+
+def test_the_rows_of_one_request_are_the_rows_of_its_records(
+    engine: sa.Engine, spill_dir: Path
+) -> None:
+    """One request's rows are checked once, yet equal what a record at a time gives."""
+    some = records(0, 3)
+    first = some[0]
+    request = LogRequest(
+        request_id=first.request_id,
+        created_at=first.created_at,
+        model=first.model,
+        version=first.version,
+        role=first.role,
+        latency_ms=first.latency_ms,
+        key_id=first.key_id,
+    )
+    shared = {
+        "request_id": first.request_id,
+        "created_at": first.created_at,
+        "latency_ms": first.latency_ms,
+        "key_id": first.key_id,
+    }
+    same = [dataclasses.replace(r, **shared) for r in some]
+    names = list(same[0].inputs)
+    inputs = {name: [r.inputs[name] for r in same] for name in names}
+    ids = [r.prediction_id for r in same]
+    outputs = [r.outputs for r in same]
+
+    assert request.rows(ids, inputs, outputs) == [to_row(r) for r in same]
+    with pytest.raises(ValueError, match="prediction_id"):
+        request.rows(["x" * 37], {name: values[:1] for name, values in inputs.items()}, outputs[:1])
+    with pytest.raises(ValueError, match="unknown log record role"):
+        dataclasses.replace(request, role="nightly").rows(ids, inputs, outputs)
+
+    with opened(PredictionLog(engine, spill_dir, durability="strict")) as log:
+        log.submit_request(request, ids, inputs, outputs).result(timeout=WAIT_S)
+    expect_exactly_once(engine, same)
 
 
 def test_store_down_mid_run_spills_then_replays_every_record_exactly_once(
@@ -247,6 +291,7 @@ CRASHING_WRITER = """
 import os, sys, uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from atoll.store.db import create_engine_for
 from atoll.store.predlog import LogRecord, PredictionLog
 

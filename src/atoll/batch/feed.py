@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from atoll.store.predlog import BATCH_ROLE, LogRecord, LogRequest, write_now
+from atoll.store.predlog import BATCH_ROLE, LogRequest, Row, write_now
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -68,18 +68,18 @@ class LogFeed:
         outputs = result.output.take(logged.positions)
         rows = outputs.num_rows
 
-        def batches() -> Iterator[list[LogRecord]]:
+        def batches() -> Iterator[list[Row]]:
             for start in range(0, rows, INSERT_ROWS):
                 inputs = logged.inputs.slice(start, INSERT_ROWS)
-                yield self._records(request, inputs, outputs.slice(start, INSERT_ROWS))
+                yield self._rows(request, inputs, outputs.slice(start, INSERT_ROWS))
 
         return write_now(self.target.engine, batches)
 
-    def _records(self, request: LogRequest, inputs: pa.Table, outputs: pa.Table) -> list[LogRecord]:
+    def _rows(self, request: LogRequest, inputs: pa.Table, outputs: pa.Table) -> list[Row]:
         columns = {name: inputs.column(name).to_pylist() for name in inputs.column_names}
         redacted = self.target.redactor.columns(self.schema, columns)
         ids = outputs.column("prediction_id").to_pylist()
-        return request.records(ids, redacted, output_records(outputs))
+        return request.rows(ids, redacted, output_records(outputs))
 
 
 def output_records(outputs: pa.Table) -> list[dict[str, Any]]:

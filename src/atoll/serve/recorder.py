@@ -20,7 +20,7 @@ from typing import Any
 from atoll.model.predictor import Prediction
 from atoll.schema import Schema
 from atoll.spec_serve import LogSpec
-from atoll.store.predlog import LogRecord, LogRequest, PredictionLog
+from atoll.store.predlog import LogRequest, PredictionLog
 from atoll.store.redact import Redactor
 
 
@@ -96,11 +96,11 @@ class Recorder:
                     return
             for answered, durable in batch:
                 try:
-                    _chain(log.submit(self._records(answered)), durable)
+                    _chain(self._submit(log, answered), durable)
                 except BaseException as error:  # a record the log refuses: the caller learns it
                     durable.set_exception(error)
 
-    def _records(self, answered: Answered) -> list[LogRecord]:
+    def _submit(self, log: PredictionLog, answered: Answered) -> Future[None]:
         inputs = self._redactor.columns(answered.schema, answered.columns)
         request = LogRequest(
             request_id=answered.request_id,
@@ -111,7 +111,7 @@ class Recorder:
             latency_ms=answered.latency_ms,
             key_id=answered.key_id,
         )
-        return request.records(answered.ids, inputs, answered.prediction.to_records())
+        return log.submit_request(request, answered.ids, inputs, answered.prediction.to_records())
 
 
 def _chain(source: Future[None], target: Future[None]) -> None:

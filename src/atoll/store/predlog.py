@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -132,7 +132,23 @@ class PredictionLog:
         Raises:
             ValueError: a record the table would refuse; nothing of the call is queued.
         """
-        rows = [to_row(record) for record in records]
+        return self._queue([to_row(record) for record in records])
+
+    def submit_request(
+        self,
+        request: LogRequest,
+        ids: Sequence[str],
+        inputs: Mapping[str, Sequence[Any]],
+        outputs: Sequence[dict[str, Any]],
+    ) -> Future[None]:
+        """Queue the rows of one answer (:meth:`LogRequest.rows`), as :meth:`submit` does.
+
+        Raises:
+            ValueError: a row the table would refuse; nothing of the call is queued.
+        """
+        return self._queue(request.rows(ids, inputs, outputs))
+
+    def _queue(self, rows: list[Row]) -> Future[None]:
         future: Future[None] = Future()
         future.set_running_or_notify_cancel()  # the records are in flight: not cancellable
         if not rows:
@@ -327,6 +343,7 @@ __all__ = [
     "LogRequest",
     "LogStats",
     "PredictionLog",
+    "Row",
     "count_log",
     "read_log",
     "record_feedback",
