@@ -1,7 +1,7 @@
 """``atoll.api.compress``: the smallest representation of a version within an accuracy budget.
 
 Kept apart from :mod:`atoll.api` (which re-exports it) so that module stays a
-readable size; the registry and settings helpers are :mod:`atoll.api`'s own.
+readable size; the registry and settings helpers come from :mod:`atoll._api_base`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from atoll._api_base import numeric_columns, open_registry, scratch, settings_or_project
 from atoll.errors import SpecError
 from atoll.spec import SPEC_FILE, load_project_options
 from atoll.types import ModelRef
@@ -61,23 +62,22 @@ def compress(
         MissingDependencyError: the install lacks ``atoll[full]`` (ONNX export, metrics).
     """
     from atoll._extras import COMPRESSING, require
-    from atoll.api import _scratch, _settings, open_registry
     from atoll.model.compress import compress_package
 
     require(*COMPRESSING)
-    settings = _settings(settings)
+    settings = settings_or_project(settings)
     overrides = {"max_metric_drop": max_metric_drop, "metric": metric, "target": target}
     options = _compress_options(settings, overrides)
-    with open_registry(settings) as registry, _scratch(settings) as scratch:
+    with open_registry(settings) as registry, scratch(settings) as work:
         parent = registry.get_version(ref)
         directory = registry.fetch_package(f"{parent.name}@{parent.version}")
-        frame, source = _holdout_rows(registry, directory, data, scratch)
+        frame, source = _holdout_rows(registry, directory, data, work)
         lineage = {"name": parent.name, "version": parent.version}
         report = compress_package(
             directory,
             frame,
             options,
-            scratch,
+            work,
             parent={**lineage, "manifest_digest": parent.manifest_digest},
             holdout_source=source,
             allow_imports=settings.allow_imports,
@@ -111,7 +111,6 @@ def _holdout_rows(
     A compressed package refers to its parent's hold-out: that blob is copied
     (verified) from the artifact store into ``scratch``.
     """
-    from atoll.api import _numeric
     from atoll.data.sources import read_frame
     from atoll.model.holdout import FILE, read_holdout
     from atoll.model.package import read_manifest
@@ -126,7 +125,7 @@ def _holdout_rows(
 
         return read_holdout(directory, manifest, shared), FILE
     schema = schema_from_manifest(manifest)
-    return read_frame(str(data), numeric=_numeric(schema)), str(data)
+    return read_frame(str(data), numeric=numeric_columns(schema)), str(data)
 
 
 def _register_compressed(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from atoll._api_base import open_registry, settings_or_project
 from atoll.errors import DataError
 from atoll.spec import SPEC_FILE, load_project_options
 from atoll.types import ModelRef
@@ -69,10 +70,9 @@ def monitor_report(
         NotFoundError: the model reference does not resolve.
         PackageError: the version has no reference profile.
     """
-    from atoll.api import _settings, open_registry
     from atoll.monitor.run import Window, run_report
 
-    settings = _settings(settings)
+    settings = settings_or_project(settings)
     ref = _ref(model)
     if version is not None:
         ref = ModelRef(ref.name, version=version)
@@ -134,11 +134,10 @@ def monitor_html(
     Raises:
         DataError: ``path`` cannot be written (a missing folder, a directory, no permission).
     """
-    from atoll.api import _settings, open_registry
     from atoll.monitor.history import window_history
     from atoll.monitor.html import render
 
-    settings = _settings(settings)
+    settings = settings_or_project(settings)
     spec = load_project_options(settings.project_dir / SPEC_FILE).monitor
     with open_registry(settings) as registry:
         history = window_history(registry.engine, report, windows)
@@ -207,11 +206,10 @@ def monitor_check(
         NotFoundError: the model reference does not resolve.
         PackageError: the version has no reference profile.
     """
-    from atoll.api import _settings, open_registry
     from atoll.monitor.alerting import run_check, webhook_targets
     from atoll.monitor.run import Window, run_report
 
-    settings = _settings(settings)
+    settings = settings_or_project(settings)
     ref = _ref(model)
     if window is None and since is None and until is None:
         window = CHECK_WINDOW
@@ -243,10 +241,9 @@ def monitor_alerts(
     ``name@3`` only those of checks given that reference. Events still being
     sent show delivery ``pending``.
     """
-    from atoll.api import _settings, open_registry
     from atoll.store.alerts import list_events
 
-    settings = _settings(settings)
+    settings = settings_or_project(settings)
     ref = _ref(model)
     only = None if ref.alias is None and ref.version is None else str(ref)
     with open_registry(settings) as registry:

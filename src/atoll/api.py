@@ -6,16 +6,18 @@ The CLI is a thin face over these functions; each takes plain values and a
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from atoll._api_base import STALE_SCRATCH_S as STALE_SCRATCH_S
+from atoll._api_base import numeric_columns as _numeric
+from atoll._api_base import open_registry as open_registry
+from atoll._api_base import project_settings as project_settings
+from atoll._api_base import scratch as _scratch
+from atoll._api_base import settings_or_project as _settings
 from atoll._api_compress import CompressOutcome as CompressOutcome
 from atoll._api_compress import compress as compress
 from atoll._api_monitor import monitor_alerts as monitor_alerts
@@ -24,7 +26,7 @@ from atoll._api_monitor import monitor_html as monitor_html
 from atoll._api_monitor import monitor_report as monitor_report
 from atoll._progress import Reporter, Stages
 from atoll.errors import AtollError, DataError, PromotionError, SpecError
-from atoll.settings import STATE_DIR, Settings
+from atoll.settings import Settings
 from atoll.spec import SPEC_FILE, Spec, load_project_options, load_spec
 from atoll.types import ModelRef
 
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from atoll.batch.plan import Plan
     from atoll.model.predictor import Predictor
     from atoll.model.train import TrainResult
-    from atoll.schema import Column, Mode, Schema, ValidationReport
+    from atoll.schema import Column, Mode, ValidationReport
     from atoll.spec import SqlSource
     from atoll.store.gc import GcReport
     from atoll.store.keys import ApiKey
@@ -52,28 +54,6 @@ class TrainOutcome:
     result: TrainResult
 
 
-def project_settings(project_dir: Path | None = None) -> Settings:
-    """Settings for a project directory: the environment, then its spec's ``store.url``."""
-    root = Path(project_dir) if project_dir is not None else Path.cwd()
-    options = load_project_options(root / SPEC_FILE)
-    return Settings.from_env(
-        project_dir=root,
-        spec_db_url=options.store.url if options.store else None,
-        spec_allow_imports=options.allow_imports,
-        spec_max_bytes=options.store.max_bytes if options.store else None,
-    )
-
-
-def _settings(settings: Settings | None, spec: Spec | Path | str | None = None) -> Settings:
-    """The given settings, else those of the project the spec file lives in (or the cwd)."""
-    if settings is not None:
-        return settings
-    if isinstance(spec, str | Path):
-        path = Path(spec)
-        return project_settings(path if path.is_dir() else path.parent)
-    return project_settings()
-
-
 def _spec(spec: Spec | Path | str | None, settings: Settings) -> tuple[Spec, Path]:
     """The spec and the directory its relative data paths are relative to."""
     if isinstance(spec, Spec):
@@ -81,19 +61,6 @@ def _spec(spec: Spec | Path | str | None, settings: Settings) -> tuple[Spec, Pat
     path = Path(spec) if spec is not None else settings.project_dir / SPEC_FILE
     loaded = load_spec(path)
     return loaded, (path if path.is_dir() else path.parent).resolve()
-
-
-@contextmanager
-def open_registry(settings: Settings | None = None) -> Iterator[Registry]:
-    """Open the project's registry (database + artifacts), closing it afterwards."""
-    from atoll.store.registry import Registry
-
-    settings = _settings(settings)
-    registry = Registry.from_settings(settings)
-    try:
-        yield registry
-    finally:
-        registry.close()
 
 
 def _sql_url(sql: SqlSource, settings: Settings) -> str:
@@ -117,10 +84,6 @@ def read_data(spec: Spec, base_dir: Path, settings: Settings) -> pd.DataFrame:
         return read_sql(_sql_url(spec.data.sql, settings), spec.data.sql.query)
     assert spec.data.path is not None  # the spec guarantees exactly one source
     return read_frame(spec.data.path, base_dir, _numeric(spec.schema))
-
-
-def _numeric(schema: Schema) -> list[str]:
-    return [name for name, column in schema.columns.items() if column.type.is_numeric]
 
 
 def train(
@@ -176,29 +139,6 @@ def _summary(result: TrainResult) -> dict[str, Any]:
         "spec_digest": manifest["lineage"]["spec_digest"],
         "data_fingerprint": manifest["lineage"]["data_fingerprint"],
     }
-
-
-@contextmanager
-def _scratch(settings: Settings) -> Iterator[Path]:
-    root = settings.project_dir / STATE_DIR / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_stale(root)
-    path = Path(tempfile.mkdtemp(dir=root))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-STALE_SCRATCH_S = 24 * 3600
-"""A scratch folder this old was left by a killed run; no live run takes a day to package."""
-
-
-def _remove_stale(root: Path) -> None:
-    cutoff = time.time() - STALE_SCRATCH_S
-    for entry in root.iterdir():
-        if entry.is_dir() and entry.stat().st_mtime < cutoff:
-            shutil.rmtree(entry, ignore_errors=True)
 
 
 def validate(
