@@ -201,6 +201,17 @@ def test_write_now_commits_batches_in_one_transaction_and_ignores_known_ids(
     assert {r.role for r in read_log(engine, limit=2)} == {"batch"}
 
 
+def test_rows_beyond_one_statement_are_all_written_as_they_were_given(engine: sa.Engine) -> None:
+    """The insert packs many rows per statement: 2,345 rows take three, replays included."""
+    many = records(0, 2_345)
+    assert write_now(engine, lambda: iter([[to_row(r) for r in many]])) == 2_345
+    # a replay overlapping both ends of a statement's rows stores nothing twice
+    assert write_now(engine, lambda: iter([rows_of(990, 2_010)])) == 1_020
+    expect_exactly_once(engine, many)
+    stored = {r.prediction_id: r for r in read_log(engine, limit=3_000)}
+    assert [stored[r.prediction_id] for r in many] == many
+
+
 def test_write_now_writes_nothing_when_a_record_is_refused(engine: sa.Engine) -> None:
     refused = dataclasses.replace(record(3), role="nightly")
     with pytest.raises(ValueError, match="unknown log record role 'nightly'"):

@@ -45,6 +45,7 @@ from .routes_v1 import json_response
 from .server import Lifecycle
 from .service import PredictService
 from .state import ServerState, request_id, server
+from .threads import cores_per_worker
 
 log = logging.getLogger("atoll.serve")
 
@@ -214,7 +215,8 @@ async def _build_state(registry: Registry, options: AppOptions) -> ServerState:
         metrics.observe_batch(model, version, rows, wait_s)
         metrics.set_queue_depth(model, depth)
 
-    models = ModelSet(registry, spec, settings.allow_imports, on_batch=on_batch)
+    cores = cores_per_worker(options.workers)
+    models = ModelSet(registry, spec, settings.allow_imports, on_batch=on_batch, cores=cores)
     await models.load(await asyncio.to_thread(_served_refs, registry, options.refs))
     prediction_log = _prediction_log(registry, options)
     recorder = Recorder(prediction_log, options.log, settings.variable(PII_PEPPER_VARIABLE))

@@ -18,8 +18,6 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from threadpoolctl import threadpool_limits
-
 from atoll.errors import NotFoundError
 from atoll.model.predictor import Prediction, Predictor
 from atoll.spec_serve import ServeSpec
@@ -28,16 +26,12 @@ from atoll.types import ModelRef
 
 from .batching import Batcher
 from .runner import predictor_runner
+from .threads import NumericThreads
 
 log = logging.getLogger("atoll.serve")
 
 BatchObserver = Callable[[str, int, int, float, int], None]
 """Called after each batch with (model, version, rows, wait seconds, requests still queued)."""
-
-
-def limit_threads() -> None:
-    """One numeric thread per model thread: workers must never oversubscribe the cores."""
-    threadpool_limits(1)
 
 
 @dataclass
@@ -82,6 +76,8 @@ class ModelSet:
     spec: ServeSpec
     allow_imports: Sequence[str] = ()
     on_batch: BatchObserver | None = None
+    cores: int = 1
+    """This worker's share of the cores, for large batches (see :mod:`atoll.serve.threads`)."""
     slots: dict[str, ModelSlot] = field(default_factory=dict)
     _retired: list[LoadedVersion] = field(default_factory=list)
 
@@ -177,15 +173,16 @@ class ModelSet:
             if observer is not None:
                 observer(name, version, rows, wait_s, batcher.depth)
 
+        threads = NumericThreads(self.cores)
         batcher: Batcher[Prediction] = Batcher(
-            predictor_runner(predictor, ref),
+            threads.wrap(predictor_runner(predictor, ref)),
             max_rows=batching.max_batch_size,
             max_wait_s=batching.max_latency_ms / 1000,
             max_requests=batching.max_queue_requests,
             enabled=batching.enabled,
             thread_name=f"atoll-{name}-{version}",
             on_batch=on_batch,
-            thread_init=limit_threads,
+            thread_init=threads.start,
         )
         batcher.start()
         return LoadedVersion(name, version, predictor, batcher)

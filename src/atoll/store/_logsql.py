@@ -9,9 +9,11 @@ block every replay after it.
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -174,8 +176,84 @@ def insert_rows(conn: Connection, rows: Sequence[Row], *, relaxed: bool) -> None
         return
     if relaxed and conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-    insert = _insert(conn, prediction_log).on_conflict_do_nothing(index_elements=["prediction_id"])
-    conn.execute(insert, list(rows))
+    insert = _log_insert(conn)
+    for start in range(0, len(rows), insert.rows_per_statement):
+        part = rows[start : start + insert.rows_per_statement]
+        conn.exec_driver_sql(insert.sql(len(part)), insert.values(part))
+
+
+@dataclass(frozen=True)
+class _MultiRowInsert:
+    """The log's INSERT with many rows per statement, written for the driver directly.
+
+    Executing the SQLAlchemy statement builds parameters row by row in Python,
+    and the driver's ``executemany`` runs one statement per row: SQLite's
+    driver lets go of the GIL at each one, and under load taking it back a
+    thousand times cost the writer more than the insert itself. One statement
+    of many rows binds its values in C and runs once. The SQL and the values
+    are the same; the type's own bind processors still convert each value
+    (UTC datetimes, once per distinct value: the rows of one answer share it).
+    """
+
+    table: str
+    names: tuple[str, ...]
+    placeholder: str
+    processors: Mapping[int, Callable[[Any], Any]]
+    rows_per_statement: int
+
+    def sql(self, n_rows: int) -> str:
+        return _multi_row_sql(self.table, self.names, self.placeholder, n_rows)
+
+    def values(self, rows: Sequence[Row]) -> tuple[Any, ...]:
+        """Every row's values, in column order, one after the other."""
+        flat = [row.get(name) for row in rows for name in self.names]
+        width = len(self.names)
+        for position, process in self.processors.items():
+            converted: dict[Any, Any] = {}
+            for i in range(position, len(flat), width):
+                value = flat[i]
+                if value not in converted:
+                    converted[value] = process(value)
+                flat[i] = converted[value]
+        return tuple(flat)
+
+
+@lru_cache(maxsize=16)
+def _multi_row_sql(table: str, names: tuple[str, ...], placeholder: str, n_rows: int) -> str:
+    one = "(" + ", ".join([placeholder] * len(names)) + ")"
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([one] * n_rows)} "
+        "ON CONFLICT (prediction_id) DO NOTHING"
+    )
+
+
+_MAX_ROWS_PER_STATEMENT = 1_000
+_POSTGRES_MAX_PARAMETERS = 65_535
+
+
+def _log_insert(conn: Connection) -> _MultiRowInsert:
+    dialect = conn.dialect
+    names = tuple(column.name for column in prediction_log.columns if column.name != "id")
+    processors = {}
+    for position, name in enumerate(names):
+        process = prediction_log.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors[position] = process
+    if dialect.name == "postgresql":
+        placeholder, max_parameters = "%s", _POSTGRES_MAX_PARAMETERS
+    else:
+        placeholder, max_parameters = "?", _sqlite_max_parameters(conn)
+    per_statement = max(1, min(_MAX_ROWS_PER_STATEMENT, max_parameters // len(names)))
+    return _MultiRowInsert(prediction_log.name, names, placeholder, processors, per_statement)
+
+
+def _sqlite_max_parameters(conn: Connection) -> int:
+    """SQLite's limit on ``?`` per statement: 32,766 since 3.32, 999 before."""
+    driver = conn.connection.driver_connection
+    getlimit = getattr(driver, "getlimit", None)
+    if getlimit is None:
+        return 999
+    return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
 
 
 def write_now(engine: Engine, batches: Callable[[], Iterable[Sequence[Row]]]) -> int:
