@@ -46,16 +46,23 @@ class Measured:
     cpu_s: float = NAN
     note: str = ""
     ok: bool = True
+    skipped: bool = False
+    """Not run, on purpose (the note says why): neither a result nor a failure."""
+
+    def skip(self, why: str) -> None:
+        self.ok, self.skipped, self.note = False, True, f"skipped: {why}"
 
     @property
     def state(self) -> str:
         """For the progress line on stderr."""
+        if self.skipped:
+            return self.note
         return "ok" if self.ok else f"FAILED ({self.note})"
 
     @property
     def shown_note(self) -> str:
         """For the table's note column."""
-        return self.note if self.ok else f"FAILED: {self.note}"
+        return self.note if self.ok or self.skipped else f"FAILED: {self.note}"
 
 
 class TreeSampler:

