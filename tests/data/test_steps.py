@@ -370,6 +370,21 @@ def test_onehot_columns_and_values() -> None:
     assert (out[buckets].dtypes == np.float64).all()
 
 
+def test_onehot_and_ordinal_follow_a_refit() -> None:
+    """A step fitted again on other data answers with what it learned last, never before."""
+    onehot, ordinal = OneHot(["c"]), Ordinal(["c"])
+    for step in (onehot, ordinal):
+        step.fit(train_frame())
+        step.apply(new_frame())  # applied once with the first categories
+        step.fit(pd.DataFrame({"c": text("q", "q", "b")}))
+    out = onehot.apply(pd.DataFrame({"c": text("q", "a", None)}))
+    buckets = ["c=q", "c=b", "c=__unknown__", "c=__missing__"]
+    assert list(out.columns) == buckets
+    np.testing.assert_array_equal(out.to_numpy(), [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    codes = ordinal.apply(pd.DataFrame({"c": text("b", "q", "a")}))["c"].to_numpy()
+    np.testing.assert_array_equal(codes, [1.0, 0.0, -1.0])
+
+
 def test_onehot_orders_by_frequency_then_value() -> None:
     frame = pd.DataFrame({"c": text("z", "m", "z", "b", "m", None, None, None)})
     assert OneHot(["c"]).fit(frame).categories_ == {"c": ["m", "z", "b"]}

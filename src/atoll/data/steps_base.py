@@ -139,16 +139,17 @@ def frequencies(values: npt.NDArray[Any]) -> list[tuple[Any, int]]:
     return sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
 
 
-def category_codes(values: npt.NDArray[Any], categories: Sequence[Any]) -> IntArray:
-    """Position of each value in ``categories``; :data:`UNSEEN` or :data:`NULL` otherwise.
+def category_codes(values: npt.NDArray[Any], positions: Mapping[Any, int]) -> IntArray:
+    """Each value's position (``positions[value]``); :data:`UNSEEN` or :data:`NULL` otherwise.
 
-    ``values`` come from :func:`text_values`, so ``None`` is the only null. A
-    few rows are looked up one by one in a dict; many are factorised first
-    (vectorised) and only the distinct values looked up. Both are faster than
-    any pandas lookup, and unlike ``pd.Categorical(values, categories=...)``
-    neither is deprecated for values outside the categories.
+    ``values`` come from :func:`text_values`, so ``None`` is the only null;
+    ``positions`` maps each learned category to its index (see
+    :func:`category_positions`). A few rows are looked up one by one in the
+    dict; many are factorised first (vectorised) and only the distinct values
+    looked up. Both are faster than any pandas lookup, and unlike
+    ``pd.Categorical(values, categories=...)`` neither is deprecated for values
+    outside the categories.
     """
-    positions = {value: index for index, value in enumerate(categories)}
     if len(values) <= SMALL:
         return np.fromiter(
             (NULL if v is None else positions.get(v, UNSEEN) for v in values.tolist()),
@@ -161,6 +162,11 @@ def category_codes(values: npt.NDArray[Any], categories: Sequence[Any]) -> IntAr
     )
     found = np.append(found, NULL)  # factorize codes a null -1: it picks the appended NULL
     return np.asarray(found[codes], dtype=np.intp)
+
+
+def category_positions(categories: Sequence[Any]) -> dict[Any, int]:
+    """Each category's index, for :func:`category_codes`."""
+    return {value: index for index, value in enumerate(categories)}
 
 
 def to_json(value: Any) -> Any:

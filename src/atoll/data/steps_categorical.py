@@ -9,6 +9,7 @@ arrive sooner or later and must never raise or shift other columns.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,9 +20,11 @@ from atoll.data.steps_base import (
     ColumnData,
     Columns,
     FloatArray,
+    IntArray,
     Kind,
     Step,
     category_codes,
+    category_positions,
     check_string_list,
     frequencies,
     is_number,
@@ -33,6 +36,23 @@ UNKNOWN_BUCKET = "__unknown__"
 MISSING_BUCKET = "__missing__"
 
 
+@dataclass(frozen=True)
+class _Lookup:
+    """What applying one column needs of its learned categories, worked out once.
+
+    For the one row of an online request, building these on every call was a
+    third of the step's time.
+    """
+
+    categories: list[Any]
+    """The learned list these were made from: a refit learns a new one."""
+    positions: dict[Any, int]
+    outputs: list[str]
+    """Onehot's output column names."""
+    buckets: IntArray
+    """Onehot's output row for each code; UNSEEN (-1) and NULL (-2) index it from the end."""
+
+
 class _CategoryStep(Step):
     """Shared by onehot and ordinal: categorical columns, one learned category list each."""
 
@@ -40,9 +60,27 @@ class _CategoryStep(Step):
     state_keys: ClassVar[tuple[str, ...]] = ("categories",)
     categories_: dict[str, list[Any]]
 
+    def __init__(self, columns: list[str]) -> None:
+        super().__init__(columns)
+        self._lookups: dict[str, _Lookup] = {}
+
     def codes(self, column: str, series: ColumnData) -> Any:
         """Each row's position among the learned categories, or UNSEEN / NULL."""
-        return category_codes(text_values(series), self.categories_[column])
+        return category_codes(text_values(series), self.lookup(column).positions)
+
+    def lookup(self, column: str) -> _Lookup:
+        """The column's lookup, remade only when its learned categories changed."""
+        categories = self.categories_[column]
+        found = self._lookups.get(column)
+        if found is None or found.categories is not categories:
+            known = len(categories)
+            buckets = np.arange(known + 2)
+            buckets[[UNSEEN, NULL]] = (known, known + 1)
+            names = [*categories, UNKNOWN_BUCKET, MISSING_BUCKET]
+            outputs = [f"{column}={value}" for value in names]
+            found = _Lookup(categories, category_positions(categories), outputs, buckets)
+            self._lookups[column] = found
+        return found
 
 
 class OneHot(_CategoryStep):
@@ -86,20 +124,15 @@ class OneHot(_CategoryStep):
         return {"categories": kept[: self.max_categories]}
 
     def column_outputs(self, column: str) -> list[str]:
-        buckets = [*self.categories_[column], UNKNOWN_BUCKET, MISSING_BUCKET]
-        return [f"{column}={value}" for value in buckets]
+        return list(self.lookup(column).outputs)
 
     def apply_column(self, column: str, series: ColumnData) -> Columns:
-        codes = self.codes(column, series)
-        known = len(self.categories_[column])
-        # codes index this from the end too: UNSEEN (-1) finds the unknown bucket, NULL (-2)
-        # the missing one; a learned category finds itself.
-        buckets = np.arange(known + 2)
-        buckets[[UNSEEN, NULL]] = (known, known + 1)
+        lookup = self.lookup(column)
+        codes = category_codes(text_values(series), lookup.positions)
         # One row per output column: each is one contiguous array, no copy per column.
-        hot = np.zeros((known + 2, len(codes)), dtype=np.float64)
-        hot[buckets[codes], np.arange(len(codes))] = 1.0
-        return dict(zip(self.column_outputs(column), hot, strict=True))
+        hot = np.zeros((len(lookup.buckets), len(codes)), dtype=np.float64)
+        hot[lookup.buckets[codes], np.arange(len(codes))] = 1.0
+        return dict(zip(lookup.outputs, hot, strict=True))
 
 
 class Ordinal(_CategoryStep):
