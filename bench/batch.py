@@ -31,8 +31,9 @@ a 100,000-row sample, then measures in one run, for each N:
 Every variant runs as its own process; its wall time is measured from outside
 (process start to exit, so imports and the model load count for pandas and
 atoll alike) and its peak memory is the largest sum of the RSS of its whole
-process tree (`tree PSS`: of the PSS, which counts shared pages once), sampled
-every 50 ms (`max proc` is the largest single process).
+process tree, sampled every 50 ms (`tree PSS`: of the PSS, which counts shared
+pages once, sampled every 0.5 s: reading it costs the kernel a walk of every
+page; `max proc` is the largest single process).
 The compute limit's seconds and rows/s come from its own in-process clock
 (the scorer alone). The memory target is judged by the cgroup run: a process
 tree's summed RSS counts the pages its processes share (the libraries the fork
