@@ -37,11 +37,15 @@ class Layout:
     version: int
 
     @property
-    def limit_files(self) -> tuple[str, ...]:
-        if self.version == 1:  # memory+swap must be set after memory, and never below it
-            return ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
-        return ("memory.max", "memory.swap.max")
+    def memory_file(self) -> str:
+        return "memory.limit_in_bytes" if self.version == 1 else "memory.max"
 
+    @property
+    def swap_file(self) -> str:
+        """v1's memsw is memory + swap (set after memory, never below it); v2's is swap alone."""
+        return "memory.memsw.limit_in_bytes" if self.version == 1 else "memory.swap.max"
+
+    @property
     def stat_keys(self) -> tuple[str, ...]:
         return ("total_rss", "total_mapped_file") if self.version == 1 else ("anon", "file_mapped")
 
@@ -73,6 +77,8 @@ class Outcome:
     """The most anonymous + mapped-file memory the cgroup held at one sample."""
     oom_kills: int
     stdout: str
+    swap_off: bool
+    """Whether swap was shut off too (a kernel without swap accounting has no file for it)."""
 
 
 def run(cmd: list[str], limit_bytes: int, log: Path, sample_s: float = 0.05) -> Outcome:
@@ -83,11 +89,11 @@ def run(cmd: list[str], limit_bytes: int, log: Path, sample_s: float = 0.05) -> 
     group = layout.root / f"atoll-bench-{uuid.uuid4().hex[:8]}"
     group.mkdir()
     try:
-        for name in layout.limit_files:
-            # v2's swap.max is swap alone: 0; v1's memsw is memory + swap: the same limit
-            value = "0" if name == "memory.swap.max" else str(limit_bytes)
-            (group / name).write_text(value)
-        return _run_in(group, layout, cmd, log, sample_s)
+        (group / layout.memory_file).write_text(str(limit_bytes))
+        swap = group / layout.swap_file
+        if swap.exists():
+            swap.write_text(str(limit_bytes) if layout.version == 1 else "0")
+        return _run_in(group, layout, cmd, log, sample_s, swap_off=swap.exists())
     finally:
         _remove(group)
 
@@ -105,7 +111,9 @@ def _remove(group: Path, wait_s: float = 10.0) -> None:
             time.sleep(0.1)
 
 
-def _run_in(group: Path, layout: Layout, cmd: list[str], log: Path, sample_s: float) -> Outcome:
+def _run_in(
+    group: Path, layout: Layout, cmd: list[str], log: Path, sample_s: float, *, swap_off: bool
+) -> Outcome:
     enter = f'echo $$ > {shlex.quote(str(group / "cgroup.procs"))} && exec "$@"'
     peak = 0
     stop = threading.Event()
@@ -125,11 +133,12 @@ def _run_in(group: Path, layout: Layout, cmd: list[str], log: Path, sample_s: fl
     wall = time.perf_counter() - started
     stop.set()
     sampler.join()
-    return Outcome(proc.returncode, wall, peak, _oom_kills(group, layout), out.decode())
+    kills = _oom_kills(group, layout)
+    return Outcome(proc.returncode, wall, peak, kills, out.decode(), swap_off)
 
 
 def _charged(group: Path, layout: Layout) -> int:
-    wanted = layout.stat_keys()
+    wanted = layout.stat_keys
     total = 0
     for line in (group / "memory.stat").read_text().splitlines():
         key, _, value = line.partition(" ")

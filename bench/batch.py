@@ -396,9 +396,15 @@ def cgroup_cell(rows: int, data: Path, setup: Setup) -> Cell:
         return cell
     output = out_dir(setup) / "atoll-cgroup.parquet"
     cmd = atoll_cmd(data, output, 2, "local", setup)
-    ran = cgroup.run(cmd, CGROUP_LIMIT, setup.scratch / "atoll-cgroup.log")
+    try:
+        ran = cgroup.run(cmd, CGROUP_LIMIT, setup.scratch / "atoll-cgroup.log")
+    except OSError as error:  # a hierarchy that looked writable refused the new cgroup
+        cell.skip(f"cannot make a memory cgroup: {error}")
+        print_progress(cell)
+        return cell
     cell.wall_s, cell.cgroup_mb = ran.wall_s, ran.peak_bytes / 2**20
-    limit = f"{CGROUP_LIMIT / GiB:g} GiB limit, no swap"
+    swap = "no swap" if ran.swap_off else "swap not limited"
+    limit = f"{CGROUP_LIMIT / GiB:g} GiB limit, {swap}"
     if ran.returncode == 0:
         cell.rows_per_s = rows / ran.wall_s
         cell.note = f"fits: {limit}; peak anon+mapped {cell.cgroup_mb:,.0f} MB"
