@@ -62,9 +62,10 @@ def compress(
         MissingDependencyError: the install lacks ``atoll[full]`` (ONNX export, metrics).
     """
     from atoll._extras import COMPRESSING, require
+
+    require(*COMPRESSING)  # before the import below, which needs it
     from atoll.model.compress import compress_package
 
-    require(*COMPRESSING)
     settings = settings_or_project(settings)
     overrides = {"max_metric_drop": max_metric_drop, "metric": metric, "target": target}
     options = _compress_options(settings, overrides)

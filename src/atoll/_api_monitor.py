@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atoll._api_base import open_registry, settings_or_project
+from atoll._extras import MONITORING, require
 from atoll.errors import DataError
 from atoll.spec import SPEC_FILE, load_project_options
 from atoll.types import ModelRef
@@ -70,6 +71,7 @@ def monitor_report(
         NotFoundError: the model reference does not resolve.
         PackageError: the version has no reference profile.
     """
+    require(*MONITORING)  # before the imports below, which need it
     from atoll.monitor.run import Window, run_report
 
     settings = settings_or_project(settings)
@@ -134,6 +136,7 @@ def monitor_html(
     Raises:
         DataError: ``path`` cannot be written (a missing folder, a directory, no permission).
     """
+    require(*MONITORING)
     from atoll.monitor.history import window_history
     from atoll.monitor.html import render
 
@@ -206,6 +209,7 @@ def monitor_check(
         NotFoundError: the model reference does not resolve.
         PackageError: the version has no reference profile.
     """
+    require(*MONITORING)
     from atoll.monitor.alerting import run_check, webhook_targets
     from atoll.monitor.run import Window, run_report
 

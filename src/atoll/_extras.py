@@ -15,6 +15,7 @@ import importlib.util
 from atoll.errors import MissingDependencyError
 
 LIBRARIES: dict[str, tuple[str, str]] = {
+    "pandas": ("pandas", "full"),
     "sklearn": ("scikit-learn", "full"),
     "scipy": ("scipy", "full"),
     "skops": ("skops", "full"),
@@ -33,11 +34,23 @@ LIBRARIES: dict[str, tuple[str, str]] = {
 }
 """Import name -> (pip distribution, the atoll extra that installs it)."""
 
-TRAINING = ("sklearn", "scipy", "skops", "fairlearn", "pyarrow")
+TRAINING = ("pandas", "sklearn", "scipy", "skops", "fairlearn", "pyarrow")
 """What every training run needs: splits and metrics, the skops format, fairness, the hold-out."""
 
-COMPRESSING = ("sklearn", "pyarrow", "onnx", "onnxruntime", "onnxmltools", "skl2onnx", "zstandard")
+COMPRESSING = (
+    "pandas",
+    "sklearn",
+    "pyarrow",
+    "onnx",
+    "onnxruntime",
+    "onnxmltools",
+    "skl2onnx",
+    "zstandard",
+)
 """What ``atoll compress`` needs: metrics, the hold-out, ONNX export and runtime, archive sizes."""
+
+MONITORING = ("pandas", "scipy")
+"""What monitoring reports need: the logged window as a frame, and the drift statistics."""
 
 
 def require(*modules: str) -> None:

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
+from atoll import _pandas
 from atoll.errors import DataError
 from atoll.schema import (
     MAX_EXAMPLE_ROWS,
@@ -37,6 +37,8 @@ from atoll.schema import (
 from atoll.types import ColumnType
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from atoll.schema import Data, Schema
 
 # An input column (``raw`` below) is a numpy array, or a pandas extension array
@@ -68,14 +70,15 @@ class _Input:
 
 
 def _input(data: Data) -> _Input:
-    if isinstance(data, pd.DataFrame):
-        return _frame_input(data)
+    if _pandas.is_frame(data):
+        return _frame_input(cast("pd.DataFrame", data))
     if isinstance(data, Mapping):
         return _columns_input(data)
     rows = data if isinstance(data, list) else list(data)
     records = all(issubclass(kind, Mapping) for kind in set(map(type, rows)))
-    if not records or len(rows) > MANY_RECORDS:  # not records, or pandas' C loop is faster
-        return _frame_input(pd.DataFrame.from_records(rows))
+    many = len(rows) > MANY_RECORDS and _pandas.module is not None  # pandas' C loop is faster
+    if not records or many:
+        return _frame_input(_pandas.required().DataFrame.from_records(rows))
     return _records_input(rows)
 
 
@@ -123,8 +126,10 @@ def _column_length(label: Any, values: Any) -> int:
     if type(values) is list:
         return len(values)
     text = isinstance(values, str | bytes)
-    listed = isinstance(values, Sequence | pd.Series) or (
-        isinstance(values, np.ndarray) and values.ndim == 1
+    listed = (
+        isinstance(values, Sequence)
+        or _pandas.is_series(values)
+        or (isinstance(values, np.ndarray) and values.ndim == 1)
     )
     if text or not listed:
         raise DataError(
@@ -136,7 +141,7 @@ def _column_length(label: Any, values: Any) -> int:
 
 def _column_values(values: Any) -> Any:
     """An array keeps its dtype (numpy text becomes Python text), as in a DataFrame."""
-    if isinstance(values, pd.Series):
+    if _pandas.is_series(values):
         return _series_values(values)
     if isinstance(values, np.ndarray):
         return values.astype(object) if values.dtype.kind in "US" else values
@@ -165,7 +170,9 @@ def _infer(values: Sequence[Any] | npt.NDArray[Any]) -> Any:
         typed = _plain_array(values, kinds)
         if typed is not None:
             return typed
-    return _series_values(pd.Series(list(values), dtype=None))
+        if _pandas.module is None:  # ints past int64: every cast reads them alike as objects
+            return _objects(values)
+    return _series_values(_pandas.required().Series(list(values), dtype=None))
 
 
 def _plain_array(values: Sequence[Any] | npt.NDArray[Any], kinds: set[type]) -> Any:
@@ -289,11 +296,12 @@ def _nulls(values: npt.NDArray[Any]) -> BoolArray:
 
 
 def _isin(values: npt.NDArray[Any], allowed: list[str]) -> BoolArray:
-    """Membership of each value: a set for a few, pandas' hash table for many."""
-    if len(values) <= SMALL:
+    """Membership of each value: a set for a few (or no pandas), pandas' hash table for many."""
+    if len(values) <= SMALL or _pandas.module is None:
         members = set(allowed)
         return np.array([v in members for v in values.tolist()], dtype=bool)
-    return pd.Series(values, dtype=object, copy=False).isin(allowed).to_numpy(dtype=bool)
+    series = _pandas.module.Series(values, dtype=object, copy=False)
+    return np.asarray(series.isin(allowed).to_numpy(dtype=bool), dtype=bool)
 
 
 # -- casts, one per column type -------------------------------------------------------------
@@ -309,6 +317,7 @@ def _kind(raw: Any) -> str:
     dtype = raw.dtype
     if isinstance(dtype, np.dtype):
         return _NUMPY_KINDS.get(dtype.kind, "x")
+    pd = _pandas.required()  # any other dtype is one of pandas' extension types
     if isinstance(dtype, pd.StringDtype):
         return "s"
     if isinstance(dtype, pd.DatetimeTZDtype):
@@ -343,7 +352,9 @@ def _text_objects(raw: Any) -> npt.NDArray[np.object_]:
 
 
 def _isna(raw: Any) -> BoolArray:
-    return np.asarray(pd.isna(raw), dtype=bool)
+    if isinstance(raw, np.ndarray):
+        return _pandas.isna(raw)
+    return np.asarray(_pandas.required().isna(raw), dtype=bool)
 
 
 def _no(raw: Any) -> BoolArray:
@@ -420,36 +431,30 @@ def _cast_text(raw: Any) -> Cast:
         objects = raw if kind == "O" else raw.astype(object)
     else:
         objects = raw.to_numpy(dtype=object)
-    if len(objects) > SMALL and pd.api.types.infer_dtype(objects, skipna=True) == "string":
+    if len(objects) > SMALL and _all_text_or_null(objects):
         text = objects.copy()  # only text and nulls: nothing to refuse, all vectorised
-        if pd.api.types.infer_dtype(objects, skipna=False) != "string":
+        if _pandas.required().api.types.infer_dtype(objects, skipna=False) != "string":
             text[_isna(objects)] = None
         return text, bad
     items = objects.tolist()
     if all(type(v) is str for v in items):  # plain text: nothing to cast or refuse
         return _objects(items), bad
-    null = [type(v) is not str and _is_null(v) for v in items]
+    null = [type(v) is not str and _pandas.is_null(v) for v in items]
     texts = [None if n else _text_or_none(v) for v, n in zip(items, null, strict=True)]
     refused = np.array([t is None for t in texts], dtype=bool) & ~np.array(null, dtype=bool)
     return _objects(texts), bad | refused
 
 
-def _is_null(value: Any) -> bool:
-    """``pd.isna`` of one value of an object array, plain types first."""
-    if value is None:
-        return True
-    kind = type(value)
-    if kind is float:
-        return bool(value != value)  # NaN
-    if kind in (int, bool):
-        return False
-    return bool(pd.api.types.is_scalar(value) and pd.isna(value))
+def _all_text_or_null(objects: npt.NDArray[Any]) -> bool:
+    """Pandas' vectorised test that only text and nulls are present (False without pandas)."""
+    pd = _pandas.module
+    return pd is not None and pd.api.types.infer_dtype(objects, skipna=True) == "string"
 
 
 def _int_text(raw: Any) -> npt.NDArray[np.object_]:
     if isinstance(raw, np.ndarray):
         return np.fromiter(map(str, raw.tolist()), dtype=object, count=len(raw))
-    text: npt.NDArray[np.object_] = raw.astype(str).to_numpy(dtype=object)
+    text: npt.NDArray[np.object_] = raw.astype(str).to_numpy(dtype=object)  # pandas' ints
     text[_isna(raw)] = None
     return text
 
@@ -474,7 +479,8 @@ def _cast_datetime(raw: Any) -> Cast:
         return _as_ns(raw), _no(raw)
     if kind in ("O", "s"):
         objects = raw if kind == "O" else _text_objects(raw)
-        parsed = _parse_small(objects) if len(objects) <= SMALL else None
+        lean = _pandas.module is None
+        parsed = _parse_plain(objects, lean) if lean or len(objects) <= SMALL else None
         return parsed if parsed is not None else _parse(objects)
     return _all_bad(raw, _NS)
 
@@ -483,7 +489,9 @@ def _as_ns(raw: Any) -> npt.NDArray[np.datetime64]:
     """Nanosecond resolution; pandas raises for dates outside it (numpy would wrap around)."""
     if isinstance(raw, np.ndarray) and raw.dtype == _NS:
         return raw.copy()
-    return np.array(pd.Series(raw, copy=False).astype(_NS), dtype=_NS)
+    if isinstance(raw, np.ndarray) and not _outside_ns(raw).any():
+        return raw.astype(_NS)
+    return np.array(_pandas.required().Series(raw, copy=False).astype(_NS), dtype=_NS)
 
 
 def _parse(raw: npt.NDArray[Any]) -> Cast:
@@ -493,6 +501,7 @@ def _parse(raw: npt.NDArray[Any]) -> Cast:
     (pandas reads "today" and "now" as the clock); dates outside
     ``datetime64[ns]`` are a type error, not an exception.
     """
+    pd = _pandas.required()
     null = _isna(raw)
     text = raw.copy()
     refused = np.fromiter(
@@ -510,61 +519,88 @@ def _is_word(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()[:1].isdigit()
 
 
-_NS_MIN, _NS_MAX = np.datetime64(pd.Timestamp.min), np.datetime64(pd.Timestamp.max)
-
-
 def _in_ns_range(values: npt.NDArray[np.datetime64]) -> npt.NDArray[np.datetime64]:
+    """Nanoseconds, NaT for what they cannot hold (pandas may parse to coarser units).
+
+    The bounds are compared in the values' own unit: comparing with a bound in
+    nanoseconds would convert the values first, and wrap the year 1 round to 1754.
+    """
     if values.dtype == _NS:
         return values
-    outside = (values < _NS_MIN) | (values > _NS_MAX)
     kept = values.copy()
-    kept[outside] = np.datetime64("NaT")
+    kept[_outside_ns(values)] = np.datetime64("NaT")
     return kept.astype(_NS)
 
 
-_ISO = re.compile(r"(\d{4})-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?Z?)?")
-_YEARS = range(1678, 2262)  # whole years inside datetime64[ns]
+def _outside_ns(values: npt.NDArray[np.datetime64]) -> BoolArray:
+    """The values nanoseconds cannot hold, compared in the values' own (coarser) unit."""
+    unit, count = np.datetime_data(values.dtype)
+    step = np.timedelta64(count, cast(Any, unit))
+    per_unit = int(step.astype("timedelta64[ns]").astype(np.int64))
+    limit = (2**63 - 1) // per_unit
+    ticks = values.view(np.int64)
+    return np.asarray((ticks < -limit) | (ticks > limit), dtype=bool) & ~np.isnat(values)
 
 
-def _parse_small(raw: npt.NDArray[Any]) -> Cast | None:
-    """:func:`_parse` for a few plain values, without pandas' fixed cost.
+_ISO = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)"
+    r"(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?(?:Z|([+-])(\d\d):?(\d\d))?)?"
+)
+"""ISO 8601's extended form (RFC 3339 and its date-only and minute variants)."""
+_EPOCH = dt.datetime(1970, 1, 1)
+_NAT_NS = np.iinfo(np.int64).min
+_NS_RANGE = range(-(2**63) + 1, 2**63)
 
-    Only the forms both parsers read the same are handled here (a date with an
-    optional time, naive or ``Z``, a year well inside the nanosecond range);
-    anything else returns ``None`` and the column goes to :func:`_parse`.
-    A string Python cannot read is no date (pandas agrees); one it can, numpy
-    reads to the same instant (without the ``Z``: UTC is what naive means here).
+
+def _parse_plain(raw: npt.NDArray[Any], final: bool) -> Cast | None:
+    """:func:`_parse` for text in ISO 8601's extended form, without pandas.
+
+    Each value is read by the pattern and Python's calendar, to the same
+    nanosecond pandas gives (tests compare them form by form), without its
+    fixed cost for a few rows. Another form returns ``None`` so pandas reads
+    the column, unless ``final`` (the lean install): the value is then
+    refused as not a datetime. A value that is neither text, a number nor
+    null always returns ``None``.
     """
-    texts: list[str] = []
+    stamps: list[int] = []
     bad: list[bool] = []
     for value in raw.tolist():
-        kind = type(value)
-        if value is None or (kind is float and math.isnan(value)):
-            texts.append("NaT")
+        if _pandas.is_null(value):
+            stamps.append(_NAT_NS)
             bad.append(False)
-        elif kind in (int, float, bool):
-            texts.append("NaT")
-            bad.append(True)
-        elif kind is not str or not _is_plain_iso(value):
-            return None
+            continue
+        if isinstance(value, str):
+            match = _ISO.fullmatch(value)
+            if match is None and not (final or _is_word(value)):
+                return None
+            ns = _iso_ns(match) if match is not None else None
+        elif isinstance(value, int | float | np.number):  # bools too: never epochs
+            ns = None
         else:
-            valid = _is_date(value)
-            texts.append(value.removesuffix("Z") if valid else "NaT")
-            bad.append(not valid)
-    return np.array(texts, dtype="datetime64[us]").astype(_NS), np.array(bad, dtype=bool)
+            return None
+        stamps.append(_NAT_NS if ns is None else ns)
+        bad.append(ns is None)
+    return np.array(stamps, dtype=np.int64).view(_NS), np.array(bad, dtype=bool)
 
 
-def _is_date(text: str) -> bool:
+def _iso_ns(match: re.Match[str]) -> int | None:
+    """Nanoseconds since the epoch (UTC) of a matched text; ``None`` if no such instant fits."""
+    year, month, day, hour, minute, second, fraction, sign, zone_h, zone_m = match.groups()
     try:
-        dt.datetime.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_plain_iso(text: str) -> bool:
-    match = _ISO.fullmatch(text)
-    return match is not None and int(match.group(1)) in _YEARS
+        local = dt.datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
+        )
+    except ValueError:  # a 30th of February, an hour 25...
+        return None
+    offset = 0
+    if sign is not None:
+        offset = (int(zone_h) * 60 + int(zone_m)) * (1 if sign == "+" else -1)
+        if int(zone_h) > 23 or int(zone_m) > 59:
+            return None
+    delta = local - _EPOCH
+    seconds = delta.days * 86_400 + delta.seconds - offset * 60
+    ns = seconds * 1_000_000_000 + int((fraction or "").ljust(9, "0"))
+    return ns if ns in _NS_RANGE else None
 
 
 def _all_bad(raw: Any, dtype: Any) -> Cast:

@@ -24,6 +24,7 @@ from atoll._api_monitor import monitor_alerts as monitor_alerts
 from atoll._api_monitor import monitor_check as monitor_check
 from atoll._api_monitor import monitor_html as monitor_html
 from atoll._api_monitor import monitor_report as monitor_report
+from atoll._extras import TRAINING, require
 from atoll._progress import Reporter, Stages
 from atoll.errors import AtollError, DataError, PromotionError, SpecError
 from atoll.settings import Settings
@@ -98,6 +99,7 @@ def train(
     cannot be promoted. The package is built in a temporary directory and
     registered in one transaction, so an interrupted run registers nothing.
     """
+    require(*TRAINING)  # before the imports below, which need it
     from atoll.data.sources import fingerprint_files
     from atoll.model.package import sign_package
     from atoll.model.train import check_spec, train_package
@@ -234,13 +236,12 @@ def predict_batch(
         NotFoundError: the model reference does not resolve.
         MissingDependencyError: the install lacks pyarrow (or Dask for the dask engine).
     """
-    from atoll._extras import require
+    require("pyarrow", "pandas", *(("dask", "distributed") if engine == "dask" else ()))
     from atoll.batch.engines import make_engine
     from atoll.batch.job import BatchRequest, run_batch
     from atoll.batch.sink import PartSink, output_format
     from atoll.store.jobs import JobStore
 
-    require("pyarrow", *(("dask", "distributed") if engine == "dask" else ()))
     settings = _settings(settings)
     if chunk_rows < 1:
         raise DataError(f"chunk_rows must be at least 1, not {chunk_rows}")
@@ -496,6 +497,7 @@ def demo(
 
     Runs again in an existing demo directory by training a new version on its data.
     """
+    require(*TRAINING)
     root = Path(directory).resolve()
     if not (root / SPEC_FILE).exists():
         init_project(root, demo=True, rows=rows, seed=seed)

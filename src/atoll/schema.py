@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from atoll import _pandas
 from atoll.errors import SchemaError
 from atoll.types import ColumnType, Role
 
@@ -150,13 +151,13 @@ class Validated:
     def frame(self) -> pd.DataFrame:
         """The canonical columns as a frame on a ``RangeIndex`` (built once, then kept)."""
         if not self._frame:
-            import pandas as pd
-
+            pandas = _pandas.required()
             data = {
-                name: pd.Series(values, dtype=values.dtype, copy=False)
+                name: pandas.Series(values, dtype=values.dtype, copy=False)
                 for name, values in self.columns.items()
             }
-            self._frame.append(pd.DataFrame(data, index=pd.RangeIndex(self.n_rows), copy=False))
+            index = pandas.RangeIndex(self.n_rows)
+            self._frame.append(pandas.DataFrame(data, index=index, copy=False))
         return self._frame[0]
 
 

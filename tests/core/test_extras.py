@@ -46,7 +46,8 @@ def test_the_lean_core_declares_no_optional_library() -> None:
     core = {distribution(r) for r in PROJECT["dependencies"]}
     optional = {dist for dist, _ in _extras.LIBRARIES.values()}
     assert core & optional == set()
-    assert {"numpy", "pandas", "starlette", "uvicorn", "sqlalchemy"} <= core
+    assert {"numpy", "starlette", "uvicorn", "sqlalchemy"} <= core
+    assert "pandas" not in core  # the prediction path runs on numpy alone
 
 
 def test_full_holds_every_optional_library_but_the_opt_in_ones() -> None:
@@ -58,7 +59,7 @@ def test_full_holds_every_optional_library_but_the_opt_in_ones() -> None:
 
 
 def test_require_passes_for_installed_libraries() -> None:
-    _extras.require("numpy", "pandas", *_extras.TRAINING, *_extras.COMPRESSING)
+    _extras.require("numpy", "pandas", *_extras.TRAINING, *_extras.COMPRESSING, *_extras.MONITORING)
 
 
 def test_require_names_the_extra_of_a_missing_library() -> None:

@@ -23,7 +23,7 @@ from atoll.model.predictor import Prediction
 from tests.serve.running import Project, Server, free_port, make_project, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("sklearn", "scipy", "pyarrow", "lightgbm", "skops", "onnx", "skl2onnx", "dask")
+HEAVY = ("pandas", "sklearn", "scipy", "pyarrow", "lightgbm", "skops", "onnx", "skl2onnx", "dask")
 """Libraries of ``atoll[full]`` that the lean install must not bring."""
 INSTALL_TIMEOUT_S = 900
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("ATOLL_")}
@@ -67,7 +67,7 @@ def test_lean_install_serves_an_onnx_package_without_scikit_learn(tmp_path: Path
     api.promote(child, settings=project.settings)
     native = api.load(child, settings=project.settings)
     assert native.manifest["model"]["format"] == "onnx"
-    rows = api.demo_request_rows(project.root, 20)
+    rows = api.demo_request_rows(project.root, 200)  # past every small-input shortcut
     expected = native.predict(rows)
 
     bin_dir = lean_venv(tmp_path / "lean")
@@ -109,18 +109,25 @@ def _serve_and_compare(
     server = Server(project, process, port, log_path)
     try:
         wait_ready(server)
-        response = server.client.post(
-            f"/v1/models/{project.name}/predict", json={"instances": rows}
-        )
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert body["version"] == version
+        predictions = []
+        for batch in (rows[:5], rows[5:]):  # a few rows, then many
+            response = server.client.post(
+                f"/v1/models/{project.name}/predict", json={"instances": batch}
+            )
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["version"] == version
+            predictions += body["predictions"]
         served = np.array(
-            [[p["probabilities"][str(c)] for c in expected.classes] for p in body["predictions"]]
+            [[p["probabilities"][str(c)] for c in expected.classes] for p in predictions]
         )
         np.testing.assert_allclose(served, expected.probabilities, rtol=0, atol=1e-6)
-        labels = [p["prediction"] for p in body["predictions"]]
+        labels = [p["prediction"] for p in predictions]
         assert labels == expected.predictions.tolist()
+
+        docs = server.client.get("/docs")  # Swagger UI ships inside atoll
+        assert docs.status_code == 200
+        assert server.client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
 
         csv = server.client.post(
             "/invocations", content=b"age\n30\n", headers={"Content-Type": "text/csv"}
@@ -136,7 +143,12 @@ def _serve_and_compare(
 def _commands_name_their_extra(project: Project, atoll: Path) -> None:
     """What the lean install cannot do fails with the extra to install, not a traceback."""
     data = str(project.root / "data" / "applications.csv")
-    for args, extra in ((["train"], "full"), (["validate", data], "arrow")):
+    refused = (
+        (["train"], "full"),
+        (["validate", data], "arrow"),
+        (["monitor", "check", project.name], "full"),
+    )
+    for args, extra in refused:
         done = subprocess.run(
             [str(atoll), "-C", str(project.root), *args], capture_output=True, text=True, env=ENV
         )

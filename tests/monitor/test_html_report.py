@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from atoll.monitor.html import render
 from atoll.monitor.report import Report
 from atoll.settings import Settings
 from atoll.store.predlog import record_feedback
+from tests.browser import chromium
 from tests.conftest import write_demo_project
 from tests.monitor.conftest import log_predictions
 
@@ -90,14 +90,6 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Monitored:
     html.parent.mkdir()
     output = _report(root, "--window", "1h", "--html", str(html))
     return Monitored(root, settings, html, output)
-
-
-def chromium() -> str:
-    """Debian's Chromium; its absence fails the test (a skip would hide it in CI)."""
-    found = shutil.which("chromium") or shutil.which("/usr/bin/chromium")
-    if found is None:
-        pytest.fail("Chromium is not installed: run `make chromium` (Debian's chromium package)")
-    return found
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ are refused, and whole bodies generated from the document by schemathesis
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -27,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 
 from atoll.schema import Column, Schema
 from atoll.serve.codecs import Decoded, decode_mlflow, decode_native, decode_v2
-from atoll.serve.docs import INIT_FILE, STATIC_FILES, VENDOR_FILES, docs_routes, swagger_ui_folder
+from atoll.serve.docs import INIT_FILE, STATIC_FILES, VENDOR_FILES, docs_routes, vendored_file
 from atoll.serve.errors import ServeError, problem_for
 from atoll.serve.openapi import ModelDoc, build_openapi, column_schema, record_schema
 from atoll.serve.openapi_schemas import DATETIME_PATTERN
@@ -565,7 +567,7 @@ def test_the_docs_files_are_served_with_their_type_and_a_long_cache(docs_url: st
             assert "max-age=31536000" in answer.headers["cache-control"]
             assert answer.content
             if name in VENDOR_FILES:
-                assert answer.content == (swagger_ui_folder() / name).read_bytes()
+                assert answer.content == vendored_file(name)[0]
             again = client.get(
                 f"/docs/static/{name}", headers={"If-None-Match": answer.headers["etag"]}
             )
@@ -573,7 +575,7 @@ def test_the_docs_files_are_served_with_their_type_and_a_long_cache(docs_url: st
 
         zipped = client.get("/docs/static/swagger-ui-bundle.js")  # httpx asks for gzip
         assert zipped.headers["content-encoding"] == "gzip"
-        assert zipped.content == (swagger_ui_folder() / "swagger-ui-bundle.js").read_bytes()
+        assert zipped.content == vendored_file("swagger-ui-bundle.js")[0]
 
         init = client.get(f"/docs/static/{INIT_FILE}").text
         assert "validatorUrl: null" in init  # Swagger UI would otherwise call validator.swagger.io
@@ -597,6 +599,24 @@ def test_only_allow_listed_files_are_served(docs_url: str, path: str) -> None:
 
 
 def test_the_swagger_ui_files_render_openapi_3_1() -> None:
-    """Swagger UI 4 refuses ``openapi: 3.1.x``; the installed files must be version 5 or later."""
-    bundle = (swagger_ui_folder() / "swagger-ui-bundle.js").read_text(encoding="utf-8")
+    """Swagger UI 4 refuses ``openapi: 3.1.x``; the shipped files must be version 5 or later."""
+    bundle = vendored_file("swagger-ui-bundle.js")[0].decode("utf-8")
     assert "isOAS31" in bundle
+
+
+VENDORED_SHA256 = {
+    "swagger-ui-bundle.js": "e6a898692f2d768e807c3ba4626068a69a2c5dd960dd6c76f3e4d3a3de180af2",
+    "swagger-ui.css": "5ed08757e53da3e026d6cbecc61fe5d43585c9560b302d534ad56692519a273d",
+    "index.css": "9324807d424565a1639bb29f3754c8d4d45c1009c67674e996e33355f6929ce7",
+    "favicon-16x16.png": "af24ad604dd7b3bcda8f975ab973075f4a2f70a4087944a12f8ef8b63a3e07c2",
+    "favicon-32x32.png": "3ed612f41e050ca5e7000cad6f1cbe7e7da39f65fca99c02e99e6591056e5837",
+}
+"""Swagger UI 5.35.0's files as released (atoll/serve/swagger_ui/README.md lists them too)."""
+
+
+def test_the_vendored_files_are_swagger_uis_release_unchanged() -> None:
+    assert set(VENDORED_SHA256) == set(VENDOR_FILES)
+    for name, digest in VENDORED_SHA256.items():
+        body, zipped = vendored_file(name)
+        assert hashlib.sha256(body).hexdigest() == digest, name
+        assert zipped is None or gzip.decompress(zipped) == body

@@ -21,12 +21,14 @@ import orjson
 import pytest
 import sqlalchemy as sa
 import yaml
+from playwright.sync_api import sync_playwright
 
 import atoll
 from atoll import api
 from atoll.model.predictor import Predictor
 from atoll.store.predlog import LogRecord, read_log
 from atoll.store.tables import feedback
+from tests.browser import chromium
 from tests.conftest import POSTGRES_ENV, postgres_database
 from tests.serve.running import Project, Server, make_project, start_server
 from tests.serve.wire import (
@@ -639,6 +641,27 @@ def test_docs_page_and_its_assets_are_served_locally(served: Served) -> None:
             assert response.status_code == 200, asset
             assert response.content, asset
         assert client.get("/docs/static/..%2F..%2Fatoll.yaml").status_code == 404
+
+
+def test_the_docs_page_draws_every_route_in_a_browser_under_its_csp(served: Served) -> None:
+    """Swagger UI, as shipped with atoll, runs under the server's own security headers."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium())
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            hosts: set[str] = set()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+            page.goto(f"{served.server.url}/docs")
+            page.wait_for_selector(f'[data-path="/v1/models/{MODEL}/predict"]', timeout=30_000)
+            assert page.locator(".opblock").count() >= 10
+            assert page.locator(".information-container .title").inner_text().startswith("atoll")
+        finally:
+            browser.close()
+    assert errors == []  # a CSP violation or a script error is reported here
+    assert hosts == {served.server.url.split("/")[2]}  # nothing fetched from another host
 
 
 # --- headers ---

@@ -87,7 +87,7 @@ def read_frame(
             cell is not a number arrives as text; its numbers are parsed here and
             only the bad cells stay text, so validation names exactly those rows.
     """
-    require("pyarrow")
+    require("pyarrow", "pandas")
     import pyarrow as pa
 
     tables = [read_table(file) for file in resolve_files(pattern, base_dir)]
@@ -124,7 +124,7 @@ def iter_frames(
     pattern: str, base_dir: Path | None = None, batch_rows: int = DEFAULT_BATCH_ROWS
 ) -> Iterator[pd.DataFrame]:
     """Yield frames of at most ``batch_rows`` rows, file by file, in bounded memory."""
-    require("pyarrow")
+    require("pyarrow", "pandas")
     import pyarrow as pa
 
     for file in resolve_files(pattern, base_dir):
@@ -158,9 +158,9 @@ def fingerprint_files(pattern: str, base_dir: Path | None = None) -> str:
 
 def read_sql(url: str, query: str) -> pd.DataFrame:
     """Run ``query`` against the SQLAlchemy ``url`` and return all its rows."""
+    frames = list(iter_sql(url, query, batch_rows=None))  # checks that pandas is installed
     import pandas as pd
 
-    frames = list(iter_sql(url, query, batch_rows=None))
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
@@ -172,6 +172,7 @@ def iter_sql(
     The result is streamed from the server where the driver supports it, so
     memory stays bounded by one batch.
     """
+    require("pandas")
     import pandas as pd
     import sqlalchemy as sa
 

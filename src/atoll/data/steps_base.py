@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
+from atoll import _pandas
 from atoll.errors import DataError, NotFittedError, PackageError, SpecError
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pandas.api.extensions import ExtensionArray
 
 Kind = Literal["numeric", "categorical", "datetime", "other"]
@@ -69,6 +70,7 @@ def column_kind(dtype: Any) -> Kind:
     """What a column of ``dtype`` holds (the canonical layout makes the dtype exact)."""
     if isinstance(dtype, np.dtype):  # the same answers as below, without pandas' dispatch
         return _NUMPY_KINDS.get(dtype.kind, "other")
+    pd = _pandas.required()  # any other dtype is one of pandas' extension types
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
@@ -90,8 +92,7 @@ def float_values(series: ColumnData) -> FloatArray:
             return cast("FloatArray", series)
         if series.dtype.kind in "biuf":
             return np.asarray(series, dtype=np.float64)
-        series = pd.Series(series, copy=False)
-    return np.asarray(series.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    return np.asarray(_series(series).to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
 
 def text_values(series: ColumnData) -> npt.NDArray[np.object_]:
@@ -100,20 +101,31 @@ def text_values(series: ColumnData) -> npt.NDArray[np.object_]:
     The result may share memory with the input: treat it as read-only.
     """
     if isinstance(series, np.ndarray) and series.dtype == object:
-        if _none_is_the_only_null(series):
+        null = _other_nulls(series)
+        if null is None:
             return series
-        series = pd.Series(series, copy=False)
-    elif not isinstance(series, pd.Series):
-        series = pd.Series(series, copy=False)
-    return np.asarray(series.to_numpy(dtype=object, na_value=cast(Any, None)), dtype=object)
+        texts = series.copy()
+        texts[null] = None
+        return texts
+    return np.asarray(
+        _series(series).to_numpy(dtype=object, na_value=cast(Any, None)), dtype=object
+    )
 
 
-def _none_is_the_only_null(values: npt.NDArray[np.object_]) -> bool:
-    """True when no value is NaN, ``pd.NA``, NaT... (the canonical layout uses ``None``)."""
-    if len(values) <= SMALL:
-        return all(type(v) is str or v is None for v in values.tolist())
-    null = np.asarray(pd.isna(values), dtype=bool)
-    return all(value is None for value in values[null].tolist())
+def _series(values: ColumnData) -> pd.Series[Any]:
+    """A Series of ``values`` (no copy): the general case of the helpers above, pandas only."""
+    if _pandas.is_series(values):
+        return cast("pd.Series[Any]", values)
+    series: pd.Series[Any] = _pandas.required().Series(values, copy=False)
+    return series
+
+
+def _other_nulls(values: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_] | None:
+    """Where the nulls are, unless ``None`` is the only one (the canonical layout's null)."""
+    if len(values) <= SMALL and all(type(v) is str or v is None for v in values.tolist()):
+        return None
+    null = _pandas.isna(values)
+    return None if all(value is None for value in values[null].tolist()) else null
 
 
 def finite_values(series: ColumnData, step: str, column: str) -> FloatArray:
@@ -133,7 +145,7 @@ def nothing_to_learn(step: str, column: str) -> DataError:
 
 def frequencies(values: npt.NDArray[Any]) -> list[tuple[Any, int]]:
     """Non-null values with their counts, by descending count then value (deterministic)."""
-    codes, uniques = pd.factorize(values)
+    codes, uniques = _pandas.required().factorize(values)
     counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
     pairs = [(_plain(value), int(count)) for value, count in zip(uniques, counts, strict=True)]
     return sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
@@ -148,15 +160,15 @@ def category_codes(values: npt.NDArray[Any], positions: Mapping[Any, int]) -> In
     dict; many are factorised first (vectorised) and only the distinct values
     looked up. Both are faster than any pandas lookup, and unlike
     ``pd.Categorical(values, categories=...)`` neither is deprecated for values
-    outside the categories.
+    outside the categories. Without pandas every row is looked up in the dict.
     """
-    if len(values) <= SMALL:
+    if len(values) <= SMALL or _pandas.module is None:
         return np.fromiter(
             (NULL if v is None else positions.get(v, UNSEEN) for v in values.tolist()),
             dtype=np.intp,
             count=len(values),
         )
-    codes, uniques = pd.factorize(values)
+    codes, uniques = _pandas.module.factorize(values)
     found = np.fromiter(
         (positions.get(value, UNSEEN) for value in uniques), dtype=np.intp, count=len(uniques)
     )
@@ -239,9 +251,11 @@ class Table:
         """
         if isinstance(data, Table):
             return data if names is None else data.select(names)
-        labels = list(data.columns if isinstance(data, pd.DataFrame) else data)
+        frame = _pandas.is_frame(data)
+        labels = list(cast("pd.DataFrame", data).columns if frame else data)
         chosen = labels if names is None else names
-        if isinstance(data, pd.DataFrame):
+        if frame:
+            data = cast("pd.DataFrame", data)
             frame_columns = {label: column_values(data[label]) for label in chosen}
             table = cls(frame_columns, len(data), data.index)
             table._source = data
@@ -256,7 +270,7 @@ class Table:
     def index(self) -> pd.Index:
         """The labels of the rows: the source frame's, else positions (made once)."""
         if self._index is None:
-            self._index = pd.RangeIndex(self.n_rows)
+            self._index = _pandas.required().RangeIndex(self.n_rows)
         return self._index
 
     def select(self, names: Sequence[Any]) -> Table:
@@ -284,7 +298,7 @@ class Table:
     def _checked(self, name: Any, values: Any) -> Any:
         """A step's output column as an array (a Series is read by position) of the right length."""
         if type(values) is not np.ndarray:
-            values = column_values(values) if isinstance(values, pd.Series) else _array(values)
+            values = column_values(values) if _pandas.is_series(values) else _array(values)
         if len(values) != self.n_rows:
             raise DataError(
                 f"output column {name!r} has {len(values)} values for {self.n_rows} rows",
@@ -299,7 +313,11 @@ class Table:
         dtype, breaking the canonical layout; sharing the table's own index
         object means no alignment happens, even when the index has duplicates.
         """
-        return pd.Series(values, index=self.index, dtype=values.dtype, copy=False)
+        pandas = _pandas.required()
+        series: pd.Series[Any] = pandas.Series(
+            values, index=self.index, dtype=values.dtype, copy=False
+        )
+        return series
 
     def frame(self, inputs: Table | None = None) -> pd.DataFrame:
         """The table as a new frame, which writes to it never reach ``inputs``.
@@ -317,7 +335,8 @@ class Table:
                 data[name] = source[label]
             else:
                 data[name] = self.series(_owned(values, label is not _NOWHERE))
-        return pd.DataFrame(data, index=self.index, copy=False)
+        frame: pd.DataFrame = _pandas.required().DataFrame(data, index=self.index, copy=False)
+        return frame
 
 
 def column_values(series: pd.Series[Any]) -> Values:
@@ -330,7 +349,7 @@ def column_values(series: pd.Series[Any]) -> Values:
 
 def _array(values: Any) -> Values:
     """A mapping's column as an array: a Series by position, a list of text as objects."""
-    if isinstance(values, pd.Series):
+    if _pandas.is_series(values):
         return column_values(values)
     if hasattr(values, "dtype"):
         return cast("Values", values)

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
+from atoll import _pandas
 from atoll.data.steps_base import (
     ColumnData,
     Columns,
@@ -88,6 +88,7 @@ def _stamps(series: ColumnData) -> Stamps:
     """The column as naive datetime64 in its own unit (wall-clock time if it has a zone)."""
     if isinstance(series, np.ndarray):
         return np.asarray(series, dtype=np.datetime64)
+    pd = _pandas.required()  # a Series, or one of pandas' extension arrays
     column = pd.Series(series, copy=False)
     if isinstance(column.dtype, pd.DatetimeTZDtype):
         column = column.dt.tz_localize(None)

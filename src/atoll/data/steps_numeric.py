@@ -12,8 +12,8 @@ import itertools
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
+from atoll import _pandas
 from atoll.data.steps_base import (
     ColumnData,
     Columns,
@@ -97,7 +97,7 @@ class Impute(Step):
             values = float_values(series)
             return {column: np.where(np.isnan(values), float(fill), values)}
         texts = text_values(series)
-        return {column: np.where(pd.isna(texts), fill, texts)}
+        return {column: np.where(_pandas.isna(texts), fill, texts)}
 
 
 def _is_text(value: Any) -> bool:

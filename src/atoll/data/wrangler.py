@@ -14,16 +14,19 @@ for one, and :meth:`Wrangler.matrix` (what scorers call) never builds one.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
+from atoll import _pandas
 from atoll.data.steps import Step, resolve_step, step_reference
 from atoll.data.steps_base import SMALL, Table, column_kind, float_values, to_json
 from atoll.errors import DataError, NotFittedError, PackageError, SpecError
 from atoll.spec import StepSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Data: TypeAlias = "pd.DataFrame | Mapping[str, Any]"
 """A frame, or canonical columns by name (:attr:`atoll.schema.Validated.columns`)."""
@@ -201,7 +204,7 @@ def _step_from_state(index: int, entry: dict[str, Any], allow_imports: list[str]
 
 def _feature_table(frame: Data, features: list[str]) -> Table:
     """Only the feature columns, in spec order; extra columns are ignored."""
-    present = frame.columns if isinstance(frame, pd.DataFrame) else frame
+    present = cast("pd.DataFrame", frame).columns if _pandas.is_frame(frame) else frame
     missing = [name for name in features if name not in present]
     if missing:
         raise DataError(f"missing feature columns: {', '.join(missing)}", column=missing[0])

@@ -1,4 +1,4 @@
-"""Interactive API docs at ``/docs``: Swagger UI served from an installed package, never a CDN.
+"""Interactive API docs at ``/docs``: Swagger UI served from files shipped with atoll, never a CDN.
 
 The page loads nothing from another host and runs no inline script, so it
 works offline and under ``Content-Security-Policy: default-src 'self'``: the
@@ -7,8 +7,10 @@ reading the document's URL from a ``data-`` attribute. Files are picked from
 an allow-list by name (a name from the URL never reaches the file system),
 read once, and sent with a one-year cache, an ETag and gzip when accepted.
 
-Swagger UI renders OpenAPI 3.1 from version 5 on: the files come from the
-``swagger-ui-py`` package (Swagger UI 5), found on disk, never imported.
+Swagger UI renders OpenAPI 3.1 from version 5 on. Its five files the page
+needs are vendored in ``atoll/serve/swagger_ui`` (see its ``README.md``: the
+release, its checksums and how to update it), the two large ones gzipped, so
+they cost half a megabyte of the install instead of a 25 MB package.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import html
-import importlib.util
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +68,8 @@ window.addEventListener("load", function () {
 });
 """
 
-_PACKAGES = (("swagger_ui", "static"),)
-"""Where the package keeps Swagger UI's files."""
+VENDORED = Path(__file__).with_name("swagger_ui")
+"""Swagger UI's files, as shipped: each as itself, or gzipped with a ``.gz`` suffix."""
 
 _COMPRESSIBLE = (JS, CSS)
 
@@ -87,18 +88,13 @@ class Asset:
         return f'"{self.digest}"'
 
 
-def swagger_ui_folder() -> Path:
-    """The folder holding Swagger UI's files, from the first package that has them.
-
-    The packages are found, not imported (``swagger_ui`` would import Jinja).
-    """
-    for package, folder in _PACKAGES:
-        spec = importlib.util.find_spec(package)
-        for location in (spec.submodule_search_locations or []) if spec else []:
-            candidate = Path(location) / folder
-            if (candidate / "swagger-ui-bundle.js").is_file():
-                return candidate
-    raise FileNotFoundError("Swagger UI's files were not found: install swagger-ui-py")
+def vendored_file(name: str) -> tuple[bytes, bytes | None]:
+    """One of Swagger UI's files: its bytes, and its gzipped bytes where it is shipped so."""
+    zipped = VENDORED / f"{name}.gz"
+    if zipped.is_file():
+        gzipped = zipped.read_bytes()
+        return gzip.decompress(gzipped), gzipped
+    return (VENDORED / name).read_bytes(), None
 
 
 class _Assets:
@@ -111,15 +107,18 @@ class _Assets:
     def get(self) -> dict[str, Asset]:
         with self._lock:
             if self._loaded is None:
-                folder = swagger_ui_folder()
-                files = {name: (folder / name).read_bytes() for name in VENDOR_FILES}
-                files[INIT_FILE] = _INIT_JS
-                self._loaded = {n: _asset(body, STATIC_FILES[n]) for n, body in files.items()}
+                files = {name: vendored_file(name) for name in VENDOR_FILES}
+                files[INIT_FILE] = (_INIT_JS, None)
+                self._loaded = {
+                    name: _asset(body, zipped, STATIC_FILES[name])
+                    for name, (body, zipped) in files.items()
+                }
             return self._loaded
 
 
-def _asset(body: bytes, content_type: str) -> Asset:
-    zipped = gzip.compress(body, 6, mtime=0) if content_type in _COMPRESSIBLE else None
+def _asset(body: bytes, zipped: bytes | None, content_type: str) -> Asset:
+    if zipped is None and content_type in _COMPRESSIBLE:
+        zipped = gzip.compress(body, 6, mtime=0)
     return Asset(body, zipped, content_type, hashlib.sha256(body).hexdigest()[:32])
 
 
@@ -187,5 +186,5 @@ __all__ = [
     "VENDOR_FILES",
     "Asset",
     "docs_routes",
-    "swagger_ui_folder",
+    "vendored_file",
 ]
