@@ -154,6 +154,8 @@ _FLOATS = frozenset({float, np.float16, np.float32, np.float64})
 _NUMBERS = _INTS | _FLOATS
 _BOOLS = frozenset({bool, np.bool_})
 _PLAIN = _NUMBERS | _BOOLS | _NONE | {str}
+_DATES = frozenset({dt.datetime, dt.date})
+"""What an Arrow body's date and timestamp columns decode to."""
 
 
 def _infer(values: Sequence[Any] | npt.NDArray[Any]) -> Any:
@@ -170,8 +172,8 @@ def _infer(values: Sequence[Any] | npt.NDArray[Any]) -> Any:
         typed = _plain_array(values, kinds)
         if typed is not None:
             return typed
-        if _pandas.module is None:  # ints past int64: every cast reads them alike as objects
-            return _objects(values)
+    if _pandas.module is None and kinds <= _PLAIN | _DATES:
+        return _objects(values)  # ints past int64, dates: every cast reads them alike as objects
     return _series_values(_pandas.required().Series(list(values), dtype=None))
 
 
@@ -559,8 +561,8 @@ def _parse_plain(raw: npt.NDArray[Any], final: bool) -> Cast | None:
     nanosecond pandas gives (tests compare them form by form), without its
     fixed cost for a few rows. Another form returns ``None`` so pandas reads
     the column, unless ``final`` (the lean install): the value is then
-    refused as not a datetime. A value that is neither text, a number nor
-    null always returns ``None``.
+    refused as not a datetime. Python dates and datetimes (an Arrow body's)
+    are read too; any other value returns ``None``.
     """
     stamps: list[int] = []
     bad: list[bool] = []
@@ -576,6 +578,8 @@ def _parse_plain(raw: npt.NDArray[Any], final: bool) -> Cast | None:
             ns = _iso_ns(match) if match is not None else None
         elif isinstance(value, int | float | np.number):  # bools too: never epochs
             ns = None
+        elif type(value) in _DATES:  # not subclasses: a pandas Timestamp has nanoseconds
+            ns = _date_ns(value)
         else:
             return None
         stamps.append(_NAT_NS if ns is None else ns)
@@ -592,14 +596,28 @@ def _iso_ns(match: re.Match[str]) -> int | None:
         )
     except ValueError:  # a 30th of February, an hour 25...
         return None
-    offset = 0
+    offset_minutes = 0
     if sign is not None:
-        offset = (int(zone_h) * 60 + int(zone_m)) * (1 if sign == "+" else -1)
         if int(zone_h) > 23 or int(zone_m) > 59:
             return None
-    delta = local - _EPOCH
-    seconds = delta.days * 86_400 + delta.seconds - offset * 60
-    ns = seconds * 1_000_000_000 + int((fraction or "").ljust(9, "0"))
+        offset_minutes = (int(zone_h) * 60 + int(zone_m)) * (1 if sign == "+" else -1)
+    nanoseconds = int((fraction or "").ljust(9, "0"))
+    return _epoch_ns(local, nanoseconds - offset_minutes * 60 * 1_000_000_000)
+
+
+def _date_ns(value: dt.date) -> int | None:
+    """:func:`_iso_ns` of a Python date (midnight) or datetime (a zoned one in UTC)."""
+    stamp = value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
+    offset = stamp.utcoffset()
+    shift = 0 if offset is None else offset // dt.timedelta(microseconds=1) * 1_000
+    return _epoch_ns(stamp.replace(tzinfo=None), -shift)
+
+
+def _epoch_ns(naive: dt.datetime, extra_ns: int) -> int | None:
+    """Nanoseconds from the epoch to ``naive`` plus ``extra_ns``; ``None`` past their range."""
+    delta = naive - _EPOCH
+    seconds = delta.days * 86_400 + delta.seconds
+    ns = seconds * 1_000_000_000 + delta.microseconds * 1_000 + extra_ns
     return ns if ns in _NS_RANGE else None
 
 

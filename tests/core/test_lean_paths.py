@@ -174,8 +174,48 @@ def test_other_forms_go_to_pandas_or_are_refused_without_it(text: str) -> None:
     assert bad.tolist() == [True] and np.isnat(stamps).all()
 
 
+PLUS_2 = dt.timezone(dt.timedelta(hours=2))
+MINUS_5 = dt.timezone(dt.timedelta(hours=-5, minutes=-30))
+DATE_OBJECTS = {  # what an Arrow body's date and timestamp columns decode to
+    "naive": [dt.datetime(2024, 1, 2, 3, 4, 5, 678901), None, dt.datetime(2023, 12, 31)],
+    "one zone": [dt.datetime(2024, 1, 2, 0, 30, tzinfo=PLUS_2), None],
+    "mixed": [
+        dt.datetime(2024, 1, 2, 0, 30, tzinfo=PLUS_2),
+        dt.datetime(2024, 12, 31, 23, 0, tzinfo=MINUS_5),
+        dt.datetime(2024, 6, 1, 12),
+        dt.date(2024, 2, 29),
+        None,
+    ],
+    "dates": [dt.date(2024, 2, 29), dt.date(1970, 1, 1), None],
+}
+
+
+@pytest.mark.parametrize("kind", list(DATE_OBJECTS))
+def test_python_dates_are_read_as_pandas_reads_them(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = DATE_OBJECTS[kind]
+    data = {"age": [30] * len(values), "applied": values, "term": values}
+    with_pandas, without = _validated_twice(data, monkeypatch)
+    assert not np.isnat(with_pandas.columns["applied"][0])
+    refused = {v.column for v in with_pandas.report.violations if v.rule == "type"}
+    assert refused == {"term"}  # dates are not text
+    _assert_same(with_pandas, without)
+
+
+@pytest.mark.parametrize("kind", list(DATE_OBJECTS))
+def test_the_plain_parser_reads_python_dates_as_pandas_does(kind: str) -> None:
+    values = np.empty(len(DATE_OBJECTS[kind]), dtype=object)
+    values[:] = DATE_OBJECTS[kind]
+    pandas_stamps, pandas_bad = _validate._parse(values)
+    parsed = _validate._parse_plain(values, final=True)
+    assert parsed is not None
+    assert parsed[1].tolist() == pandas_bad.tolist()
+    np.testing.assert_array_equal(parsed[0], pandas_stamps)
+
+
 def test_values_no_parser_judges_need_pandas(no_pandas: None) -> None:
-    data = {"age": [30], "applied": [dt.datetime(2024, 1, 2)]}
+    data = {"age": [30], "income": [Decimal("1.5")]}
     with pytest.raises(MissingDependencyError, match=r"atoll\[full\]"):
         SCHEMA.validate(data, "predict")
 
