@@ -475,10 +475,9 @@ def _text_or_none(value: Any) -> str | None:
 def _cast_datetime(raw: Any) -> Cast:
     kind = _kind(raw)
     if kind == "tz":
-        utc = raw.tz_convert("UTC").tz_localize(None)
-        return np.array(utc.astype(_NS), dtype=_NS), _no(raw)
+        return _in_range_ns(np.asarray(raw.tz_convert("UTC").tz_localize(None)))
     if kind == "M":
-        return _as_ns(raw), _no(raw)
+        return _in_range_ns(raw if isinstance(raw, np.ndarray) else np.asarray(raw.to_numpy()))
     if kind in ("O", "s"):
         objects = raw if kind == "O" else _text_objects(raw)
         lean = _pandas.module is None
@@ -487,13 +486,12 @@ def _cast_datetime(raw: Any) -> Cast:
     return _all_bad(raw, _NS)
 
 
-def _as_ns(raw: Any) -> npt.NDArray[np.datetime64]:
-    """Nanosecond resolution; pandas raises for dates outside it (numpy would wrap around)."""
-    if isinstance(raw, np.ndarray) and raw.dtype == _NS:
-        return raw.copy()
-    if isinstance(raw, np.ndarray) and not _outside_ns(raw).any():
-        return raw.astype(_NS)
-    return np.array(_pandas.required().Series(raw, copy=False).astype(_NS), dtype=_NS)
+def _in_range_ns(stamps: npt.NDArray[np.datetime64]) -> Cast:
+    """Datetimes at nanosecond resolution; a date it cannot hold (year 1, 3000) is refused."""
+    if stamps.dtype == _NS:
+        return stamps.copy(), np.zeros(len(stamps), dtype=bool)
+    outside = _outside_ns(stamps)
+    return _in_ns_range(stamps), outside
 
 
 def _parse(raw: npt.NDArray[Any]) -> Cast:

@@ -503,6 +503,19 @@ def test_datetime_resolution_becomes_ns() -> None:
     assert result.frame["x"].iloc[0] == pd.Timestamp("2024-01-01 00:00:01")
 
 
+@pytest.mark.parametrize("zone", [None, "UTC", "Asia/Tokyo"])
+def test_datetimes_nanoseconds_cannot_hold_are_refused_by_row(zone: str | None) -> None:
+    """Parquet keeps microseconds: year 1 or 3000 is a bad row, not pandas' exception."""
+    stamps = np.array(["0001-01-01", "2024-01-01T00:00:01", "3000-01-01", "NaT"], "M8[us]")
+    values = pd.Series(stamps) if zone is None else pd.Series(stamps).dt.tz_localize(zone)
+    result = one_column(Column(type=ColumnType.DATETIME), values)
+    assert violation(result.report, "x", "type").rows == [0, 2]
+    column = result.columns["x"]
+    assert column.dtype == np.dtype("datetime64[ns]")
+    assert np.isnat(column).tolist() == [True, False, True, True]
+    assert result.invalid_rows.tolist() == [True, False, True, False]
+
+
 def test_python_datetimes_in_an_object_column() -> None:
     values = pd.Series([dt.datetime(2024, 5, 6, 7, 8), "2024-05-07", None], dtype=object)
     result = one_column(Column(type=ColumnType.DATETIME), values)
