@@ -156,6 +156,8 @@ _BOOLS = frozenset({bool, np.bool_})
 _PLAIN = _NUMBERS | _BOOLS | _NONE | {str}
 _DATES = frozenset({dt.datetime, dt.date})
 """What an Arrow body's date and timestamp columns decode to."""
+_AS_OBJECTS = _PLAIN | _DATES | {np.datetime64, np.str_}
+"""What the casts read as Python objects the way they read pandas' typing of them."""
 
 
 def _infer(values: Sequence[Any] | npt.NDArray[Any]) -> Any:
@@ -169,33 +171,41 @@ def _infer(values: Sequence[Any] | npt.NDArray[Any]) -> Any:
     """
     kinds = set(map(type, values))
     if kinds <= _PLAIN:
-        typed = _plain_array(values, kinds)
-        if typed is not None:
-            return typed
-    if _pandas.module is None and kinds <= _PLAIN | _DATES:
-        return _objects(values)  # ints past int64, dates: every cast reads them alike as objects
+        return _plain_array(values, kinds)
+    if _pandas.module is None and kinds <= _AS_OBJECTS:
+        return _objects(values)  # dates: the datetime cast reads them as pandas would type them
     return _series_values(_pandas.required().Series(list(values), dtype=None))
 
 
 def _plain_array(values: Sequence[Any] | npt.NDArray[Any], kinds: set[type]) -> Any:
-    """:func:`_infer` for plain scalars; ``None`` where pandas' answer needs pandas.
-
-    That is only for Python ints outside int64: pandas then picks uint64,
-    float64 or object by rules not worth repeating here.
-    """
+    """:func:`_infer` for plain scalars (what JSON, CSV and Arrow bodies decode to)."""
     if kinds and kinds <= _BOOLS:
         return np.array(values, dtype=bool)
     if kinds and kinds <= _INTS:
         try:
             return np.array(values, dtype=np.int64)
         except OverflowError:
-            return None
+            return _past_int64(values, kinds)
     if kinds & _NUMBERS and kinds <= _NUMBERS | _NONE:
         floats = np.array(values, dtype=np.float64)  # None becomes NaN, as in pandas
         if int in kinds and (np.abs(floats) >= 2.0**63).any() and not _ints_fit(values):
-            return None
+            return _past_int64(values, kinds)
         return floats
     return _objects(values)
+
+
+def _past_int64(values: Sequence[Any] | npt.NDArray[Any], kinds: set[type]) -> Any:
+    """Numbers with a Python int past int64, typed by pandas' rule.
+
+    When every integer is a Python int in uint64's range: uint64, or float64
+    if floats or nulls are mixed in; otherwise Python objects.
+    """
+    unsigned = not kinds & (_INTS - {int}) and all(
+        0 <= value < 2**64 for value in values if type(value) is int
+    )
+    if not unsigned:
+        return _objects(values)
+    return np.array(values, dtype=np.uint64 if kinds <= _INTS else np.float64)
 
 
 def _ints_fit(values: Sequence[Any] | npt.NDArray[Any]) -> bool:
@@ -537,16 +547,22 @@ def _outside_ns(values: npt.NDArray[np.datetime64]) -> BoolArray:
     unit, count = np.datetime_data(values.dtype)
     step = np.timedelta64(count, cast(Any, unit))
     per_unit = int(step.astype("timedelta64[ns]").astype(np.int64))
+    if per_unit == 0:  # picoseconds and finer span days around 1970: all inside
+        return np.zeros(len(values), dtype=bool)
     limit = (2**63 - 1) // per_unit
     ticks = values.view(np.int64)
     return np.asarray((ticks < -limit) | (ticks > limit), dtype=bool) & ~np.isnat(values)
 
 
 _ISO = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)"
-    r"(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?(?:Z|([+-])(\d\d):?(\d\d))?)?"
+    r" *(\d{4})-(\d\d?)-(\d\d?)"
+    r"(?:[T ](\d\d?(?=:)|\d\d)(?::(\d\d?)(?::(\d\d?)(?:\.(\d{1,9}))?)?)?"  # one-digit hour: H:M
+    r"(?: ?(?:Z|([+-])(\d\d)(?::?(\d\d))?))?)?",
+    re.ASCII,  # Python's \d also matches Arabic-Indic and full-width digits; pandas does not
 )
-"""ISO 8601's extended form (RFC 3339 and its date-only and minute variants)."""
+"""ISO 8601's extended form: RFC 3339, and the variants pandas reads the same way."""
+_YEARS = range(1678, 2262)
+"""Years whose every instant, whatever its offset, fits in nanoseconds."""
 _EPOCH = dt.datetime(1970, 1, 1)
 _NAT_NS = np.iinfo(np.int64).min
 _NS_RANGE = range(-(2**63) + 1, 2**63)
@@ -573,11 +589,16 @@ def _parse_plain(raw: npt.NDArray[Any], final: bool) -> Cast | None:
             match = _ISO.fullmatch(value)
             if match is None and not (final or _is_word(value)):
                 return None
+            if match is not None and not final and int(match.group(1)) not in _YEARS:
+                return None  # near the ends of the range pandas' answer depends on the column
             ns = _iso_ns(match) if match is not None else None
-        elif isinstance(value, int | float | np.number):  # bools too: never epochs
+        elif isinstance(value, int | float | np.number | np.bool_):  # never epochs
             ns = None
         elif type(value) in _DATES:  # not subclasses: a pandas Timestamp has nanoseconds
             ns = _date_ns(value)
+        elif isinstance(value, np.datetime64):
+            ns = _in_range_ns(np.array([value]))[0].view(np.int64)[0]
+            ns = None if ns == _NAT_NS else int(ns)
         else:
             return None
         stamps.append(_NAT_NS if ns is None else ns)
@@ -594,12 +615,14 @@ def _iso_ns(match: re.Match[str]) -> int | None:
         )
     except ValueError:  # a 30th of February, an hour 25...
         return None
+    nanoseconds = int((fraction or "").ljust(9, "0"))
+    if _epoch_ns(local, nanoseconds) is None:  # refused when the local time is out of range
+        return None
     offset_minutes = 0
     if sign is not None:
-        if int(zone_h) > 23 or int(zone_m) > 59:
+        if int(zone_h) > 23 or int(zone_m or 0) > 59:
             return None
-        offset_minutes = (int(zone_h) * 60 + int(zone_m)) * (1 if sign == "+" else -1)
-    nanoseconds = int((fraction or "").ljust(9, "0"))
+        offset_minutes = (int(zone_h) * 60 + int(zone_m or 0)) * (1 if sign == "+" else -1)
     return _epoch_ns(local, nanoseconds - offset_minutes * 60 * 1_000_000_000)
 
 

@@ -9,18 +9,21 @@ real venv without pandas.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from atoll import _pandas, _validate
 from atoll.data.wrangler import Wrangler
 from atoll.errors import MissingDependencyError
 from atoll.schema import Column, Schema, Validated
+from atoll.serve.codecs_arrow import table_to_decoded
 from atoll.spec import StepSpec
 from atoll.types import ColumnType, Role
 
@@ -149,7 +152,56 @@ READ_BY_BOTH = [
     "2024-01-31T24:00:00",
     "2024-01-31T23:60:00",
     "2024-01-31T23:59:60",
+    "2024-01-31T12",
+    "2024-01-31T12Z",
+    " 2024-01-31",
+    "2024-1-3",
+    "2024-01-31T1:02:03",
+    "2024-01-31T12:34:56+05",
+    "2024-01-31T12:34:56 +05:00",
+    "2024-01-31T12:34:56 Z",
+    "2024-01-31T12:34:56.123+05",
+    "2024-01-31T12:34:56+24:00",
+    "2024-01-31T12:34:56+05:60",
+    "\u0662\u0660\u0662\u0664-\u0660\u0661-\u0663\u0661",  # Arabic-Indic digits: not pandas'
+    "\uff12\uff10\uff12\uff14-\uff10\uff11-\uff13\uff11",  # full-width digits
 ]
+
+# Every combination of these parts, one value at a time (pandas' answer for a value at
+# the edge of the range depends on its neighbours: alone is the reference).
+PARTS = (
+    ["", " "],
+    ["1677", "1678", "1970", "2024", "2261", "2262"],
+    ["-1", "-01", "-02", "-12", "-13", "-00"],
+    ["-1", "-09", "-29", "-30", "-31", "-32"],
+    [
+        "",
+        "T1",
+        "T12",
+        " 12:3",
+        "T12:34",
+        "T23:59:5",
+        "T12:34:56",
+        "T12:34:56.1",
+        "T00:00:00.000000001",
+    ],
+    ["", "Z", " Z", "+05", "+05:30", "-0800", "+14:00", "-12:00", " +01:00"],
+)
+COMBINATIONS = ["".join(parts) for parts in itertools.product(*PARTS)][::7]
+
+
+def test_every_combination_the_plain_parser_reads_is_read_as_pandas_does() -> None:
+    assert len(COMBINATIONS) > 4_000
+    read = 0
+    for text in COMBINATIONS:
+        values = np.array([text], dtype=object)
+        parsed = _validate._parse_plain(values, final=False)
+        if parsed is None:  # pandas decides: a form (or a year near the range's ends) it owns
+            continue
+        read += 1
+        stamps, bad = _validate._parse(values)
+        assert (parsed[1].tolist(), parsed[0].tolist()) == (bad.tolist(), stamps.tolist()), text
+    assert read > len(COMBINATIONS) // 2
 
 
 @pytest.mark.parametrize("text", READ_BY_BOTH)
@@ -164,7 +216,7 @@ def test_the_plain_datetime_parser_reads_each_form_as_pandas_does(text: str) -> 
 
 
 @pytest.mark.parametrize(
-    "text", ["2024-01", "20240131", "2024-01-31T12", "2024-W05-3", " 2024-01-31"]
+    "text", ["2024-01", "20240131", "2024-W05-3", "2024-01-31 ", "2024-01-31T12:34:56.1234567890"]
 )
 def test_other_forms_go_to_pandas_or_are_refused_without_it(text: str) -> None:
     values = np.array([text], dtype=object)
@@ -212,6 +264,56 @@ def test_the_plain_parser_reads_python_dates_as_pandas_does(kind: str) -> None:
     assert parsed is not None
     assert parsed[1].tolist() == pandas_bad.tolist()
     np.testing.assert_array_equal(parsed[0], pandas_stamps)
+
+
+def test_arrow_timestamps_are_read_alike_with_or_without_pandas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nanoseconds and zones survive decoding, which needs no pandas (``to_pylist`` would)."""
+    naive = pa.array([1_706_704_496_123_456_789, None, -(2**62)], pa.timestamp("ns"))
+    zoned = pa.array([1_706_704_496_123_456, None, 0], pa.timestamp("us", tz="Asia/Tokyo"))
+    table = pa.table({"applied": naive, "zoned": zoned})
+    decoded = table_to_decoded(table, max_rows=10, budget=10_000, where="body")
+    schema = Schema(
+        {"applied": Column(type=ColumnType.DATETIME), "zoned": Column(type=ColumnType.DATETIME)},
+        target="y",
+    )
+    with_pandas = schema.validate(decoded.columns, "predict")
+    monkeypatch.setattr(_pandas, "module", None)
+    _assert_same(with_pandas, schema.validate(decoded.columns, "predict"))
+    expected = pd.to_datetime(naive.to_pylist()).to_numpy()
+    np.testing.assert_array_equal(with_pandas.columns["applied"], expected)
+    in_utc = [
+        None if t is None else t.astimezone(dt.UTC).replace(tzinfo=None) for t in zoned.to_pylist()
+    ]
+    np.testing.assert_array_equal(with_pandas.columns["zoned"], np.array(in_utc, "M8[ns]"))
+
+
+def test_big_integers_are_typed_as_pandas_types_them() -> None:
+    big = 2**63
+    for values in (
+        [big + 1, 2],
+        [big + 1, -1],
+        [2**64 + 1],
+        [2**64 - 1, None],
+        [big + 1, 0.5],
+        [-big - 5, 0.5],
+        [2**64 + 1, 0.5],
+        [big + 1, -1, 0.5],
+        [np.int64(3), big + 1],
+        [big + 1, np.float32(0.5)],
+    ):
+        ours = _validate._infer(values)
+        theirs = pd.Series(values, dtype=None).to_numpy()
+        assert ours.dtype == theirs.dtype, values
+        np.testing.assert_array_equal(ours, theirs, err_msg=str(values))  # NaN equals NaN
+
+
+def test_units_finer_than_nanoseconds_are_kept() -> None:
+    stamps = np.array(["1970-01-01T00:00:00.000000000001", "NaT"], dtype="datetime64[ps]")
+    result = SCHEMA.validate({"age": [30, 31], "applied": stamps}, "predict")
+    assert result.columns["applied"].dtype == np.dtype("datetime64[ns]")
+    assert not any(v.column == "applied" for v in result.report.violations)
 
 
 def test_values_no_parser_judges_need_pandas(no_pandas: None) -> None:

@@ -128,6 +128,8 @@ def _values(name: str, array: pa.Array, budget: int) -> list[Any]:
     try:
         if pa.types.is_dictionary(kind):
             return _expand(name, array, budget)
+        if pa.types.is_timestamp(kind) and kind.unit == "ns":  # to_pylist would need pandas
+            return _nanosecond_stamps(array)
         if _plain(kind):
             return list(array.to_pylist())
         if pa.types.is_float16(kind) or pa.types.is_decimal(kind):
@@ -167,6 +169,17 @@ def _plain(kind: pa.DataType) -> bool:
         or t.is_date(kind)
         or t.is_timestamp(kind)
     )
+
+
+def _nanosecond_stamps(array: pa.TimestampArray) -> list[Any]:
+    """As numpy datetimes (UTC where zoned), None for null: datetime stops at microseconds."""
+    import numpy as np
+
+    stamps = array.to_numpy(zero_copy_only=False)
+    values: list[Any] = list(stamps)
+    for row in np.flatnonzero(np.isnat(stamps)).tolist():
+        values[row] = None
+    return values
 
 
 def _expand(name: str, array: pa.DictionaryArray, budget: int) -> list[Any]:
