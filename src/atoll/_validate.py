@@ -8,6 +8,11 @@ range, category) then run vectorised on the cast array. Only numpy runs per
 call: a frame is built from the canonical arrays once, and only if asked for
 (:attr:`atoll.schema.Validated.frame`), because building pandas objects is
 what used to dominate the cost of scoring a few rows.
+
+pandas itself is optional (:mod:`atoll._pandas`): the lean serving install
+has none. Where this module calls it, for a pandas input or as a shortcut for
+many rows, the plain code beside it gives the same answer without it
+(``tests/core/test_lean_paths.py``).
 """
 
 from __future__ import annotations
