@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -259,6 +260,35 @@ def test_the_rows_of_one_request_are_the_rows_of_its_records(
     with opened(PredictionLog(engine, spill_dir, durability="strict")) as log:
         log.submit_request(request, ids, inputs, outputs).result(timeout=WAIT_S)
     expect_exactly_once(engine, same)
+
+
+def test_validated_numpy_columns_are_logged_as_plain_json() -> None:
+    """Numbers as numbers, datetimes as ISO text to the microsecond, and NaT as null.
+
+    orjson alone would write NaT as 1677-09-21T00:12:43.145224: a date, not a null.
+    """
+    request = LogRequest("r", datetime.now(UTC), "m", 1, "primary", 1.0, None)
+    stamps = ["2024-01-02T03:04:05", "2024-01-02T03:04:05.123456789", "NaT", "1970-01-01"]
+    inputs = {
+        "when": np.array(stamps, dtype="datetime64[ns]"),
+        "x": np.array([1.5, np.nan, -0.0, 1e22]),
+        "flag": np.array([True, False, True, False]),
+        "name": np.array(["a", None, "b", "c"], dtype=object),
+    }
+    rows = request.rows([f"id-{i}" for i in range(4)], inputs, [{"prediction": 0}] * 4)
+    logged = [orjson.loads(row["inputs"]) for row in rows]
+    assert [row["when"] for row in logged] == [
+        "2024-01-02T03:04:05",
+        "2024-01-02T03:04:05.123456",
+        None,
+        "1970-01-01T00:00:00",
+    ]
+    assert [row["x"] for row in logged] == [1.5, None, -0.0, 1e22]
+    assert [row["flag"] for row in logged] == [True, False, True, False]
+    assert [row["name"] for row in logged] == ["a", None, "b", "c"]
+    one = {name: values[:1] for name, values in inputs.items()}  # as orjson writes numpy's
+    scalars = {name: values[0] for name, values in one.items()}
+    assert rows[0]["inputs"] == orjson.dumps(scalars, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def test_store_down_mid_run_spills_then_replays_every_record_exactly_once(
