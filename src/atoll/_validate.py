@@ -602,9 +602,9 @@ def _parse_plain(raw: npt.NDArray[Any], final: bool) -> Cast | None:
             ns = None
         elif type(value) in _DATES:  # not subclasses: a pandas Timestamp has nanoseconds
             ns = _date_ns(value)
-        elif isinstance(value, np.datetime64):
-            ns = _in_range_ns(np.array([value]))[0].view(np.int64)[0]
-            ns = None if ns == _NAT_NS else int(ns)
+        elif isinstance(value, np.datetime64):  # not NaT: that is null
+            stamp, outside = _in_range_ns(np.array([value]))
+            ns = None if outside[0] else int(stamp.view(np.int64)[0])
         else:
             return None
         stamps.append(_NAT_NS if ns is None else ns)
