@@ -435,6 +435,60 @@ def test_records_the_table_would_refuse_are_refused_at_submit(
     log.close()
 
 
+def test_rows_submitted_later_are_built_by_the_writer_and_written(
+    engine: sa.Engine, spill_dir: Path
+) -> None:
+    built_on: list[str] = []
+
+    def builder(start: int, stop: int) -> Callable[[], list[dict[str, Any]]]:
+        def build() -> list[dict[str, Any]]:
+            built_on.append(threading.current_thread().name)
+            return [to_row(r) for r in records(start, stop)]
+
+        return build
+
+    with opened(PredictionLog(engine, spill_dir, flush_interval_s=0.05)) as log:
+        futures = [log.submit_later(3, builder(i, i + 3)) for i in range(0, 30, 3)]
+        for future in futures:
+            future.result(timeout=WAIT_S)
+    expect_exactly_once(engine, records(0, 30))
+    assert set(built_on) == {"atoll-predlog"}  # never on the submitting thread
+    assert (log.stats.written, log.stats.failed) == (30, 0)
+
+
+def test_a_refused_later_record_fails_its_own_future_and_the_batch_is_written(
+    engine: sa.Engine, spill_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refused() -> list[dict[str, Any]]:
+        return [to_row(dataclasses.replace(record(99), role="leader"))]
+
+    log = PredictionLog(engine, spill_dir)
+    good = log.submit_later(2, lambda: [to_row(r) for r in records(0, 2)])
+    bad = log.submit_later(1, refused)
+    later = log.submit_later(2, lambda: [to_row(r) for r in records(2, 4)])
+    with opened(log):  # all three are taken in one batch
+        pass
+    assert good.result(timeout=WAIT_S) is None and later.result(timeout=WAIT_S) is None
+    with pytest.raises(ValueError, match="role"):
+        bad.result(timeout=WAIT_S)
+    expect_exactly_once(engine, records(0, 4))
+    assert (log.stats.written, log.stats.failed, log.stats.pending) == (4, 1, 0)
+    assert "a prediction log record was refused" in caplog.text
+
+
+def test_rows_submitted_later_to_a_full_queue_are_spilled_then_replayed(
+    engine: sa.Engine, spill_dir: Path
+) -> None:
+    log = PredictionLog(engine, spill_dir, queue_size=2)
+    queued = log.submit_later(2, lambda: [to_row(r) for r in records(0, 2)])
+    spilled = log.submit_later(2, lambda: [to_row(r) for r in records(2, 4)])
+    assert spilled.done() and not queued.done()
+    with opened(log):
+        pass
+    expect_exactly_once(engine, records(0, 4))
+    assert (log.stats.written, log.stats.spilled, log.stats.replayed) == (2, 2, 2)
+
+
 def test_json_values_round_trip(engine: sa.Engine, spill_dir: Path) -> None:
     odd = LogRecord(
         **{

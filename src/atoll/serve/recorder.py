@@ -10,9 +10,9 @@ them, as it does for batch scoring.
 from __future__ import annotations
 
 import random
-import threading
+import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from atoll.model.predictor import Prediction
 from atoll.schema import Schema
 from atoll.spec_serve import LogSpec
-from atoll.store.predlog import LogRequest, PredictionLog
+from atoll.store.predlog import LogRequest, PredictionLog, Row
 from atoll.store.redact import Redactor
 
 
@@ -41,25 +41,20 @@ class Answered:
 
 
 class Recorder:
-    """Builds log records for one server and hands them to the log writer."""
+    """Hands one server's answers to the log writer, which builds their records.
+
+    A request only appends its answer to the writer's queue: the records (ids,
+    redaction, JSON text) are built on the writer's thread just before they
+    are inserted, in the batch they are committed with. Building them on the
+    event loop would hold every other request while a 1,000-row answer is
+    encoded; handing each one to a thread of its own woke that thread once per
+    request, which cost more than building a one-row record.
+    """
 
     def __init__(self, log: PredictionLog | None, spec: LogSpec, pepper: str | None) -> None:
         self._log = log if spec.enabled else None
         self._spec = spec
         self._redactor = Redactor(spec.pii, pepper)
-        # Records are built and encoded off the event loop: a 1,000-row request
-        # would otherwise hold every other request for the time it takes. The
-        # thread drains whatever has accumulated since it last looked: waking a
-        # thread costs more than building a one-row record, so under load it is
-        # woken once per batch of requests, not once per request.
-        self._prep = ThreadPoolExecutor(1, "atoll-log-prep")
-        self._lock = threading.Lock()
-        self._pending: list[tuple[Answered, Future[None]]] = []
-        self._draining = False
-
-    def close(self) -> None:
-        """Hand every record still being built to the log (before the log closes)."""
-        self._prep.shutdown(wait=True)
 
     @property
     def strict(self) -> bool:
@@ -77,49 +72,18 @@ class Recorder:
         log = self._log
         if log is None:
             return None
-        durable: Future[None] = Future()
-        with self._lock:
-            self._pending.append((answered, durable))
-            if self._draining:
-                return durable
-            self._draining = True
-        self._prep.submit(self._drain, log)
-        return durable
+        answered_at = time.time()
+        return log.submit_later(len(answered.ids), lambda: self._rows(answered, answered_at))
 
-    def _drain(self, log: PredictionLog) -> None:
-        """Build and submit every pending request's records, until none is left."""
-        while True:
-            with self._lock:
-                batch, self._pending = self._pending, []
-                if not batch:
-                    self._draining = False
-                    return
-            for answered, durable in batch:
-                try:
-                    _chain(self._submit(log, answered), durable)
-                except BaseException as error:  # a record the log refuses: the caller learns it
-                    durable.set_exception(error)
-
-    def _submit(self, log: PredictionLog, answered: Answered) -> Future[None]:
+    def _rows(self, answered: Answered, answered_at: float) -> list[Row]:
         inputs = self._redactor.columns(answered.schema, answered.columns)
         request = LogRequest(
             request_id=answered.request_id,
-            created_at=datetime.now(UTC),
+            created_at=datetime.fromtimestamp(answered_at, UTC),
             model=answered.model,
             version=answered.version,
             role=answered.role,
             latency_ms=answered.latency_ms,
             key_id=answered.key_id,
         )
-        return log.submit_request(request, answered.ids, inputs, answered.prediction.to_records())
-
-
-def _chain(source: Future[None], target: Future[None]) -> None:
-    def copy(done: Future[None]) -> None:
-        error = done.exception()
-        if error is None:
-            target.set_result(None)
-        else:
-            target.set_exception(error)
-
-    source.add_done_callback(copy)
+        return request.rows(answered.ids, inputs, answered.prediction.to_records())

@@ -2,8 +2,11 @@
 
 Requests hand records to :meth:`PredictionLog.submit`, which only queues them;
 one writer thread groups whatever is queued into one transaction (group
-commit). Memory stays bounded: when the queue is full, records go straight to
-a spill file instead. When the database fails, batches go to the spill file
+commit). A server hands over answers instead (:meth:`PredictionLog.submit_later`):
+their rows are built by the writer just before it inserts them, so a request
+costs an append to a queue, not a thread switch, and the writer wakes once per
+flush, not once per request. Memory stays bounded: when the queue is full,
+records go straight to a spill file instead. When the database fails, batches go to the spill file
 too, and the writer retries every second; once the database answers, it
 replays every spill file in the folder (other processes' leftovers included).
 A record is durable once committed or fsynced to a spill file; it is never
@@ -44,6 +47,9 @@ from atoll.store.db import Retry, hold_wal_open, run_transaction
 logger = logging.getLogger("atoll.predlog")
 
 Durability = Literal["batched", "strict"]
+_BUILD_SLICE_S = 0.001
+"""Rows are built in slices this long, letting the GIL go between them: a server's event loop
+waits at most this long (not a whole switch interval, 5 ms) behind a batch being built."""
 _WRITE_RETRY = Retry(budget_s=1.0, first_delay_s=0.05, max_delay_s=0.25)
 """Wait out a brief lock; past that a batch spills rather than holding up the queue."""
 
@@ -69,11 +75,26 @@ class LogStats:
     failed: int = 0
 
 
+RowBuilder = Callable[[], list[Row]]
+"""Builds the insert-ready rows of one answer (raises ValueError for a row the table refuses)."""
+
+
 @dataclass
 class _Entry:
-    rows: list[Row]
+    """Queued rows, or the builder of rows not made yet (``count`` says how many it makes)."""
+
+    rows: list[Row] | None
+    count: int
     future: Future[None]
+    build: RowBuilder | None = None
     at: float = field(default_factory=time.monotonic)
+
+    def materialize(self) -> list[Row]:
+        """The rows, built now if they were not yet (raises what the builder raises)."""
+        if self.rows is None:
+            assert self.build is not None
+            self.rows, self.build = self.build(), None
+        return self.rows
 
 
 class PredictionLog:
@@ -132,7 +153,8 @@ class PredictionLog:
         Raises:
             ValueError: a record the table would refuse; nothing of the call is queued.
         """
-        return self._queue([to_row(record) for record in records])
+        rows = [to_row(record) for record in records]
+        return self._queue(rows, len(rows), None)
 
     def submit_request(
         self,
@@ -146,22 +168,33 @@ class PredictionLog:
         Raises:
             ValueError: a row the table would refuse; nothing of the call is queued.
         """
-        return self._queue(request.rows(ids, inputs, outputs))
+        rows = request.rows(ids, inputs, outputs)
+        return self._queue(rows, len(rows), None)
 
-    def _queue(self, rows: list[Row]) -> Future[None]:
+    def submit_later(self, count: int, build: RowBuilder) -> Future[None]:
+        """Queue ``count`` rows that ``build`` makes when the writer takes them.
+
+        For callers on a hot path: the rows (JSON text and all) are built on
+        the writer's thread, in the batch it commits. A row the table refuses
+        fails this call's future and is logged as an error and counted
+        ``failed``; the rest of its batch is written.
+        """
+        return self._queue(None, count, build)
+
+    def _queue(self, rows: list[Row] | None, count: int, build: RowBuilder | None) -> Future[None]:
         future: Future[None] = Future()
         future.set_running_or_notify_cancel()  # the records are in flight: not cancellable
-        if not rows:
+        if count == 0:
             future.set_result(None)
             return future
-        entry = _Entry(rows, future)
+        entry = _Entry(rows, count, future, build)
         with self._cond:
             closed = self._closed
-            fits = self._queued == 0 or self._queued + len(rows) <= self.queue_size
+            fits = self._queued == 0 or self._queued + count <= self.queue_size
             if fits and not closed:
                 was_empty = not self._entries
                 self._entries.append(entry)
-                self._queued += len(rows)
+                self._queued += count
                 if was_empty or self.durability == "strict" or self._queued >= self.max_batch:
                     # otherwise the writer is already waiting for the first entry's flush
                     # time: waking it for each record would cost a thread switch apiece
@@ -241,17 +274,20 @@ class PredictionLog:
 
     def _pop(self) -> list[_Entry]:
         batch = [self._entries.popleft()]
-        rows = len(batch[0].rows)
-        while self._entries and rows + len(self._entries[0].rows) <= self.max_batch:
+        rows = batch[0].count
+        while self._entries and rows + self._entries[0].count <= self.max_batch:
             entry = self._entries.popleft()
             batch.append(entry)
-            rows += len(entry.rows)
+            rows += entry.count
         self._queued -= rows
         return batch
 
     def _write(self, batch: list[_Entry]) -> None:
+        batch = self._built(batch)
+        if not batch:
+            return
         if not self._spilling:
-            rows = [row for entry in batch for row in entry.rows]
+            rows = [row for entry in batch for row in entry.materialize()]
             try:
                 self._insert(rows)
             except Exception:
@@ -295,7 +331,10 @@ class PredictionLog:
         run_transaction(self.engine, work, retry=_WRITE_RETRY)
 
     def _spill_entries(self, entries: list[_Entry]) -> None:
-        rows = [row for entry in entries for row in entry.rows]
+        entries = self._built(entries)
+        if not entries:
+            return
+        rows = [row for entry in entries for row in entry.materialize()]
         try:
             self._spill.append(rows)
         except Exception as error:  # a full or broken disk: nowhere left to put them
@@ -314,6 +353,24 @@ class PredictionLog:
             self._needs_replay = True
             self._cond.notify()
         _resolve(entries)
+
+    def _built(self, entries: list[_Entry]) -> list[_Entry]:
+        """The entries whose rows could be built; the others fail, logged and counted."""
+        kept = []
+        held_since = time.perf_counter()
+        for entry in entries:
+            if entry.rows is None and time.perf_counter() - held_since > _BUILD_SLICE_S:
+                time.sleep(0)  # let the event loop take the GIL before building on
+                held_since = time.perf_counter()
+            try:
+                entry.materialize()
+            except Exception as error:  # a record the table would refuse
+                logger.error("a prediction log record was refused: %s", error)
+                self._count("failed", entry.count)
+                _fail(entry.future, error)
+            else:
+                kept.append(entry)
+        return kept
 
     def _set_spilling(self) -> None:
         with self._cond:
@@ -344,6 +401,7 @@ __all__ = [
     "LogStats",
     "PredictionLog",
     "Row",
+    "RowBuilder",
     "count_log",
     "read_log",
     "record_feedback",
