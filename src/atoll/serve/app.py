@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from atoll.errors import AtollError, NotFoundError
@@ -36,6 +36,7 @@ from . import routes_mlflow, routes_ops, routes_v1, routes_v2
 from .auth import Authenticator, AuthSettings
 from .docs import docs_routes
 from .errors import Problem, envelope, problem_for
+from .hot_routes import HotRoutes
 from .limits import ACCESS_LOGGER, harden_from_spec
 from .metrics import get_metrics
 from .models import ModelSet
@@ -87,7 +88,13 @@ def create_app(options: AppOptions, lifecycle: Lifecycle | None = None) -> ASGIA
         },
     )
     app.add_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
-    return harden_from_spec(app, options.serve, metrics=get_metrics(), render_error=_render_error)
+    hot = [route for route in routes if isinstance(route, Route)]
+    return harden_from_spec(
+        HotRoutes(app, hot, _handle_error),
+        options.serve,
+        metrics=get_metrics(),
+        render_error=_render_error,
+    )
 
 
 def _render_error(path: str, problem: Problem, request_id: str) -> tuple[bytes, str]:
@@ -160,7 +167,6 @@ async def _lifespan(
         await asyncio.gather(*tasks, return_exceptions=True)
         await state.models.close()
         await state.service.close()
-        await asyncio.to_thread(state.service.recorder.close)
         if state.log is not None:
             await asyncio.to_thread(state.log.close)
         state.metrics.close()
