@@ -137,6 +137,7 @@ def test_model_hooks_feed_the_prediction_metrics() -> None:
     assert value(found, errors, model="credit", code="schema_violation") == 1
     assert value(found, "atoll_prediction_log_records_total", outcome="written") == 7
     assert value(found, "atoll_prediction_log_records_total", outcome="replayed") == 0
+    assert value(found, "atoll_prediction_log_records_total", outcome="failed") == 0
     assert value(found, "atoll_queue_depth", model="credit") == 4
 
 

@@ -38,7 +38,7 @@ from .docs import docs_routes
 from .errors import Problem, envelope, problem_for
 from .hot_routes import HotRoutes
 from .limits import ACCESS_LOGGER, harden_from_spec
-from .metrics import get_metrics
+from .metrics import LOG_OUTCOMES, get_metrics
 from .models import ModelSet
 from .openapi import ModelDoc, build_openapi
 from .recorder import Recorder
@@ -200,10 +200,10 @@ async def _flush_access_log(interval_s: float = 0.5) -> None:
 
 
 async def _count_log_records(state: ServerState, interval_s: float = 1.0) -> None:
-    """Publish the log writer's counters (written, spilled, replayed) as metrics."""
+    """Publish the log writer's counters (written, spilled, replayed, failed) as metrics."""
     if state.log is None:
         return
-    seen = {"written": 0, "spilled": 0, "replayed": 0}
+    seen = dict.fromkeys(LOG_OUTCOMES, 0)
     while True:
         await asyncio.sleep(interval_s)
         stats = state.log.stats

@@ -46,7 +46,7 @@ BATCH_WAIT_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 )  # fmt: skip
 
-LOG_OUTCOMES = ("written", "spilled", "replayed")
+LOG_OUTCOMES = ("written", "spilled", "replayed", "failed")
 
 
 class Metrics:
@@ -115,7 +115,8 @@ class Metrics:
         )
         self.log_records = Counter(
             "atoll_prediction_log_records",
-            "Prediction log records by outcome: written to the store, spilled to disk, replayed.",
+            "Prediction log records by outcome: written to the store, spilled to disk, replayed,"
+            " failed (refused by the table, or lost with the disk).",
             ["outcome"],
             registry=reg,
         )
@@ -174,7 +175,7 @@ class Metrics:
         self.prediction_errors.labels(model=model, code=code).inc()
 
     def observe_log(self, outcome: str, records: int) -> None:
-        """Count prediction-log records ``written``, ``spilled`` or ``replayed``."""
+        """Count prediction-log records ``written``, ``spilled``, ``replayed`` or ``failed``."""
         if records:
             self.log_records.labels(outcome=outcome).inc(records)
 
