@@ -258,7 +258,9 @@ def test_the_rows_of_one_request_are_the_rows_of_its_records(
         dataclasses.replace(request, role="nightly").rows(ids, inputs, outputs)
 
     with opened(PredictionLog(engine, spill_dir, durability="strict")) as log:
-        log.submit_request(request, ids, inputs, outputs).result(timeout=WAIT_S)
+        log.submit_later(len(ids), lambda: request.rows(ids, inputs, outputs)).result(
+            timeout=WAIT_S
+        )
     expect_exactly_once(engine, same)
 
 

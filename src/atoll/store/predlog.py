@@ -6,9 +6,10 @@ commit). A server hands over answers instead (:meth:`PredictionLog.submit_later`
 their rows are built by the writer just before it inserts them, so a request
 costs an append to a queue, not a thread switch, and the writer wakes once per
 flush, not once per request. Memory stays bounded: when the queue is full,
-records go straight to a spill file instead. When the database fails, batches go to the spill file
-too, and the writer retries every second; once the database answers, it
-replays every spill file in the folder (other processes' leftovers included).
+records go straight to a spill file instead. When the database fails,
+batches go to the spill file too, and the writer retries every second; once
+the database answers, it replays every spill file in the folder (other
+processes' leftovers included).
 A record is durable once committed or fsynced to a spill file; it is never
 dropped without an error logged and counted.
 """
@@ -19,7 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -154,21 +155,6 @@ class PredictionLog:
             ValueError: a record the table would refuse; nothing of the call is queued.
         """
         rows = [to_row(record) for record in records]
-        return self._queue(rows, len(rows), None)
-
-    def submit_request(
-        self,
-        request: LogRequest,
-        ids: Sequence[str],
-        inputs: Mapping[str, Sequence[Any]],
-        outputs: Sequence[dict[str, Any]],
-    ) -> Future[None]:
-        """Queue the rows of one answer (:meth:`LogRequest.rows`), as :meth:`submit` does.
-
-        Raises:
-            ValueError: a row the table would refuse; nothing of the call is queued.
-        """
-        rows = request.rows(ids, inputs, outputs)
         return self._queue(rows, len(rows), None)
 
     def submit_later(self, count: int, build: RowBuilder) -> Future[None]:
