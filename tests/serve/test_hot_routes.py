@@ -11,19 +11,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from atoll.errors import NotFoundError
-from atoll.serve.errors import envelope, problem_for
+from atoll.errors import AtollError, NotFoundError
+from atoll.serve.app import ERROR_HANDLERS
 from atoll.serve.hot_routes import HotRoutes
 from atoll.serve.limits import HardeningMiddleware
 
 from .conftest import ServeInThread
 
 PREDICT = "/v1/models/{name}/predict"
-
-
-async def render(request: Request, error: Exception) -> Response:
-    problem = problem_for(error)
-    return JSONResponse(envelope(request.url.path, problem, None), problem.status)
 
 
 async def predict(request: Request) -> Response:
@@ -44,7 +39,7 @@ async def metadata(request: Request) -> Response:
 def app_with_hot_routes() -> HardeningMiddleware:
     routes = [Route(PREDICT, predict, methods=["POST"]), Route("/v1/models/{name}", metadata)]
     starlette = Starlette(routes=routes)
-    return HardeningMiddleware(HotRoutes(starlette, [routes[0]], render))
+    return HardeningMiddleware(HotRoutes(starlette, [routes[0]], ERROR_HANDLERS))
 
 
 def test_a_hot_route_gets_its_path_params_route_and_body(serve_in_thread: ServeInThread) -> None:
@@ -63,6 +58,11 @@ def test_other_requests_reach_starlette(serve_in_thread: ServeInThread) -> None:
     assert metadata.json() == {"name": "credit", "via": "starlette"}
     assert wrong_method.status_code == 405
     assert unknown.status_code == 404
+
+
+def test_handlers_without_one_for_exception_are_refused() -> None:
+    with pytest.raises(ValueError, match="Exception"):
+        HotRoutes(Starlette(), [], {AtollError: ERROR_HANDLERS[AtollError]})
 
 
 def test_errors_of_a_hot_route_are_rendered_without_internals(

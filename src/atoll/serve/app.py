@@ -36,7 +36,7 @@ from . import routes_mlflow, routes_ops, routes_v1, routes_v2
 from .auth import Authenticator, AuthSettings
 from .docs import docs_routes
 from .errors import Problem, envelope, problem_for
-from .hot_routes import HotRoutes
+from .hot_routes import ErrorHandler, HotRoutes
 from .limits import ACCESS_LOGGER, harden_from_spec
 from .metrics import LOG_OUTCOMES, get_metrics
 from .models import ModelSet
@@ -81,16 +81,12 @@ def create_app(options: AppOptions, lifecycle: Lifecycle | None = None) -> ASGIA
     app = Starlette(
         routes=routes,
         lifespan=lambda app: _lifespan(app, options, lifecycle or Lifecycle()),
-        exception_handlers={
-            AtollError: _handle_error,
-            HTTPException: _handle_error,
-            Exception: _handle_unexpected,
-        },
+        exception_handlers=dict(ERROR_HANDLERS),
     )
     app.add_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     hot = [route for route in routes if isinstance(route, Route)]
     return harden_from_spec(
-        HotRoutes(app, hot, _handle_error),
+        HotRoutes(app, hot, ERROR_HANDLERS),
         options.serve,
         metrics=get_metrics(),
         render_error=_render_error,
@@ -140,6 +136,14 @@ async def _handle_error(request: Request, error: Exception) -> Response:
 async def _handle_unexpected(request: Request, error: Exception) -> Response:
     log.error("unexpected error on %s", request.url.path, exc_info=error)
     return await _handle_error(request, error)
+
+
+ERROR_HANDLERS: dict[type[Exception], ErrorHandler] = {
+    AtollError: _handle_error,
+    HTTPException: _handle_error,
+    Exception: _handle_unexpected,
+}
+"""How a route's error becomes a response, by class: Starlette's table and the hot routes'."""
 
 
 @contextlib.asynccontextmanager

@@ -5,25 +5,20 @@ request two error middlewares, a router walk and three wrappers around each
 ``send`` before the endpoint runs. This layer, between the hardening
 middleware and the Starlette app, matches the hot routes itself (one regex
 per route, the one Starlette compiled) and calls their endpoints with the
-same ``Request``, the same error handlers and the same scope keys
+same ``Request``, the app's own exception handlers and the same scope keys
 (``app``, ``route``, ``path_params``) the rest of the server reads. Every
 other request, and every non-HTTP event, goes to Starlette unchanged.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
-
-from atoll.errors import AtollError
-
-log = logging.getLogger("atoll.serve")
 
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
@@ -34,17 +29,22 @@ class HotRoutes:
     Args:
         app: the Starlette app that owns every route (and the state the endpoints read).
         hot: the routes to dispatch here (plain ``Route``s with a POST endpoint).
-        on_error: renders an :class:`~atoll.errors.AtollError` (or any error) as a response.
+        handlers: the app's exception handlers by exception class (the table given to
+            Starlette, which must hold ``Exception``); the most specific one answers.
     """
 
-    def __init__(self, app: Starlette, hot: Sequence[Route], on_error: ErrorHandler) -> None:
+    def __init__(
+        self, app: Starlette, hot: Sequence[Route], handlers: Mapping[type[Exception], ErrorHandler]
+    ) -> None:
+        if Exception not in handlers:
+            raise ValueError("the exception handlers must include one for Exception")
         self.app = app
         self._hot = tuple(
             (route.path_regex, route, route.endpoint)
             for route in hot
             if route.methods and "POST" in route.methods
         )
-        self._on_error = on_error
+        self._handlers = handlers
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -63,11 +63,15 @@ class HotRoutes:
                     request = Request(scope, receive, send)
                     try:
                         response = await endpoint(request)
-                    except AtollError as error:
-                        response = await self._on_error(request, error)
                     except Exception as error:
-                        log.error("unexpected error on %s", path, exc_info=error)
-                        response = await self._on_error(request, error)
+                        response = await self._handler(error)(request, error)
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
+
+    def _handler(self, error: Exception) -> ErrorHandler:
+        """The handler of the error's nearest class, as Starlette picks it."""
+        for kind in type(error).__mro__:
+            if kind in self._handlers:
+                return self._handlers[kind]
+        return self._handlers[Exception]
