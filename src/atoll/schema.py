@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -177,6 +178,11 @@ class Schema:
     def inputs(self) -> list[str]:
         """Columns a caller may send for prediction: everything but the target."""
         return [n for n in self.columns if n != self.target]
+
+    @cached_property
+    def pii(self) -> frozenset[str]:
+        """Columns marked ``pii: true``: never logged in clear (asked once per logged answer)."""
+        return frozenset(n for n, c in self.columns.items() if c.pii)
 
     def validate(self, data: Data, mode: Mode) -> Validated:
         """Check ``data`` against every rule; never raises for bad values.

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from atoll.store import predlog
 from atoll.store._logsql import to_row
 from atoll.store._spill import SpillFile, spill_files
 from atoll.store.db import create_engine_for, migrate, transaction
@@ -456,6 +457,24 @@ def test_rows_submitted_later_are_built_by_the_writer_and_written(
     expect_exactly_once(engine, records(0, 30))
     assert set(built_on) == {"atoll-predlog"}  # never on the submitting thread
     assert (log.stats.written, log.stats.failed) == (30, 0)
+
+
+def test_the_writer_lets_the_gil_go_between_slices_only_while_it_keeps_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    yields: list[float] = []
+    monkeypatch.setattr(predlog.time, "sleep", yields.append)
+    keeping_up = True
+    pace = predlog._Pacer(lambda: keeping_up, slice_s=0.0)
+    pace()
+    pace()
+    assert yields == [0, 0]
+    keeping_up = False  # behind: yielding to a busy event loop would leave it further behind
+    pace()
+    assert yields == [0, 0]
+    slow = predlog._Pacer(lambda: True, slice_s=3600.0)
+    slow()
+    assert yields == [0, 0]  # within its slice: no yield
 
 
 def test_a_refused_later_record_fails_its_own_future_and_the_batch_is_written(

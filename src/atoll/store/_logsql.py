@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -80,17 +82,17 @@ class LogRequest:
         """
         shared = _shared_fields(self)
         names = list(inputs)
-        columns = [_python_values(inputs[name]) for name in names]
+        # decoded requests hold lists already: only arrays (batch scoring) need converting
+        columns = [v if type(v) is list else _python_values(v) for v in inputs.values()]
         values = zip(*columns, strict=True) if names else ((),) * len(ids)
-        return [
-            {
-                **shared,
-                "prediction_id": _text(prediction_id, "prediction_id", 36),
-                "inputs": dumps_json(dict(zip(names, row, strict=True)), "inputs"),
-                "outputs": dumps_json(output, "outputs"),
-            }
-            for prediction_id, row, output in zip(ids, values, outputs, strict=True)
-        ]
+        rows = []
+        for prediction_id, row, output in zip(ids, values, outputs, strict=True):
+            record = shared.copy()
+            record["prediction_id"] = _text(prediction_id, "prediction_id", 36)
+            record["inputs"] = dumps_json(dict(zip(names, row, strict=True)), "inputs")
+            record["outputs"] = dumps_json(output, "outputs")
+            rows.append(record)
+        return rows
 
 
 def _python_values(values: Sequence[Any]) -> Sequence[Any]:
@@ -185,11 +187,19 @@ def _isoformat(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def insert_rows(conn: Connection, rows: Sequence[Row], *, relaxed: bool) -> None:
+def insert_rows(
+    conn: Connection,
+    rows: Sequence[Row],
+    *,
+    relaxed: bool,
+    between: Callable[[], None] | None = None,
+) -> None:
     """Insert log rows, ignoring ones already stored: replays never duplicate.
 
     ``relaxed`` lets PostgreSQL acknowledge the commit before its WAL is flushed
     (batched durability already accepts losing the last moments on a crash).
+    ``between`` is called before each statement of many rows (the writer's
+    pacing: binding a statement's values holds the GIL).
     """
     if not rows:
         return
@@ -197,6 +207,8 @@ def insert_rows(conn: Connection, rows: Sequence[Row], *, relaxed: bool) -> None
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
     insert = _log_insert(conn)
     for start in range(0, len(rows), insert.rows_per_statement):
+        if between is not None:
+            between()
         part = rows[start : start + insert.rows_per_statement]
         conn.exec_driver_sql(insert.sql(len(part)), insert.values(part))
 
@@ -225,7 +237,7 @@ class _MultiRowInsert:
 
     def values(self, rows: Sequence[Row]) -> tuple[Any, ...]:
         """Every row's values, in column order, one after the other."""
-        flat = [row.get(name) for row in rows for name in self.names]
+        flat = list(chain.from_iterable(map(itemgetter(*self.names), rows)))
         width = len(self.names)
         for position, process in self.processors.items():
             converted: dict[Any, Any] = {}
@@ -246,7 +258,9 @@ def _multi_row_sql(table: str, names: tuple[str, ...], placeholder: str, n_rows:
     )
 
 
-_MAX_ROWS_PER_STATEMENT = 1_000
+_MAX_ROWS_PER_STATEMENT = 100
+"""Small enough that binding one statement holds the GIL briefly (~0.2 ms); measured here,
+inserting 500 rows cost the same in statements of 100, 250 or 1,000 rows."""
 _POSTGRES_MAX_PARAMETERS = 65_535
 
 

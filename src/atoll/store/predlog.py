@@ -48,9 +48,10 @@ from atoll.store.db import Retry, hold_wal_open, run_transaction
 logger = logging.getLogger("atoll.predlog")
 
 Durability = Literal["batched", "strict"]
-_BUILD_SLICE_S = 0.001
-"""Rows are built in slices this long, letting the GIL go between them: a server's event loop
-waits at most this long (not a whole switch interval, 5 ms) behind a batch being built."""
+_GIL_SLICE_S = 0.0002
+"""The writer lets the GIL go after holding it this long (building rows, binding them, resolving
+futures): a server's event loop then waits at most this long behind it, not a whole switch
+interval (5 ms). Measured at 64 connections, 1 ms slices gave a p99 of 29-31 ms, 0.2 ms 23-26."""
 _WRITE_RETRY = Retry(budget_s=1.0, first_delay_s=0.05, max_delay_s=0.25)
 """Wait out a brief lock; past that a batch spills rather than holding up the queue."""
 
@@ -96,6 +97,26 @@ class _Entry:
             assert self.build is not None
             self.rows, self.build = self.build(), None
         return self.rows
+
+
+class _Pacer:
+    """Called between small steps of the writer's work; gives the GIL away once a slice is used.
+
+    Only while the writer keeps up (``keeping_up()``): a writer that yields every
+    slice to a saturated event loop gets the GIL back once per switch interval,
+    falls behind, and its queue fills.
+    """
+
+    def __init__(self, keeping_up: Callable[[], bool], slice_s: float = _GIL_SLICE_S) -> None:
+        self.keeping_up = keeping_up
+        self.slice_s = slice_s
+        self._since = time.perf_counter()
+
+    def __call__(self) -> None:
+        if time.perf_counter() - self._since > self.slice_s:
+            if self.keeping_up():
+                time.sleep(0)  # let the event loop take the GIL before going on
+            self._since = time.perf_counter()
 
 
 class PredictionLog:
@@ -285,7 +306,7 @@ class PredictionLog:
                 self._set_spilling()
             else:
                 self._count("written", len(rows))
-                _resolve(batch)
+                _resolve(batch, self._pacer())
                 return
         self._spill_entries(batch)
 
@@ -312,7 +333,7 @@ class PredictionLog:
         relaxed = self.durability == "batched"
 
         def work(conn: Connection) -> None:
-            insert_rows(conn, rows, relaxed=relaxed)
+            insert_rows(conn, rows, relaxed=relaxed, between=self._pacer())
 
         run_transaction(self.engine, work, retry=_WRITE_RETRY)
 
@@ -343,11 +364,10 @@ class PredictionLog:
     def _built(self, entries: list[_Entry]) -> list[_Entry]:
         """The entries whose rows could be built; the others fail, logged and counted."""
         kept = []
-        held_since = time.perf_counter()
+        pace = self._pacer()
         for entry in entries:
-            if entry.rows is None and time.perf_counter() - held_since > _BUILD_SLICE_S:
-                time.sleep(0)  # let the event loop take the GIL before building on
-                held_since = time.perf_counter()
+            if entry.rows is None:
+                pace()
             try:
                 entry.materialize()
             except Exception as error:  # a record the table would refuse
@@ -357,6 +377,10 @@ class PredictionLog:
             else:
                 kept.append(entry)
         return kept
+
+    def _pacer(self) -> _Pacer:
+        # read without the lock: a stale count only moves one yield
+        return _Pacer(lambda: self._queued < self.max_batch)
 
     def _set_spilling(self) -> None:
         with self._cond:
@@ -368,8 +392,9 @@ class PredictionLog:
             self._counts[name] += n
 
 
-def _resolve(entries: list[_Entry]) -> None:
+def _resolve(entries: list[_Entry], pace: Callable[[], None] = lambda: None) -> None:
     for entry in entries:
+        pace()
         with suppress(InvalidStateError):  # futures are never cancellable; belt and braces
             entry.future.set_result(None)
 
