@@ -477,12 +477,14 @@ def test_the_writer_lets_the_gil_go_between_slices_only_while_it_keeps_up(
     assert yields == [0, 0]  # within its slice: no yield
 
 
+def refused() -> list[dict[str, Any]]:
+    """A row builder whose row the table refuses (an unknown role)."""
+    return [to_row(dataclasses.replace(record(99), role="leader"))]
+
+
 def test_a_refused_later_record_fails_its_own_future_and_the_batch_is_written(
     engine: sa.Engine, spill_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def refused() -> list[dict[str, Any]]:
-        return [to_row(dataclasses.replace(record(99), role="leader"))]
-
     log = PredictionLog(engine, spill_dir)
     good = log.submit_later(2, lambda: [to_row(r) for r in records(0, 2)])
     bad = log.submit_later(1, refused)
@@ -495,6 +497,21 @@ def test_a_refused_later_record_fails_its_own_future_and_the_batch_is_written(
     expect_exactly_once(engine, records(0, 4))
     assert (log.stats.written, log.stats.failed, log.stats.pending) == (4, 1, 0)
     assert "a prediction log record was refused" in caplog.text
+
+
+def test_rows_queued_later_without_a_future_are_written_and_refusals_counted(
+    engine: sa.Engine, spill_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = PredictionLog(engine, spill_dir)
+    log.queue_later(2, lambda: [to_row(r) for r in records(0, 2)])
+    log.queue_later(1, refused)
+    log.queue_later(0, refused)  # nothing to build: never called
+    log.queue_later(2, lambda: [to_row(r) for r in records(2, 4)])
+    with opened(log):
+        pass
+    expect_exactly_once(engine, records(0, 4))
+    assert (log.stats.written, log.stats.failed, log.stats.pending) == (4, 1, 0)
+    assert caplog.text.count("a prediction log record was refused") == 1
 
 
 def test_rows_submitted_later_to_a_full_queue_are_spilled_then_replayed(

@@ -68,12 +68,20 @@ class Recorder:
         return rate >= 1.0 or random.random() < rate
 
     def record(self, answered: Answered) -> Future[None] | None:
-        """Queue one record per row; the future resolves once they are durable."""
+        """Queue one record per row; returns, with strict durability, their future.
+
+        The future resolves once the records are durable. A batched server never
+        waits for its records, so it gets None and no future is made.
+        """
         log = self._log
         if log is None:
             return None
         answered_at = time.time()
-        return log.submit_later(len(answered.ids), lambda: self._rows(answered, answered_at))
+        count = len(answered.ids)
+        if self.strict:
+            return log.submit_later(count, lambda: self._rows(answered, answered_at))
+        log.queue_later(count, lambda: self._rows(answered, answered_at))
+        return None
 
     def _rows(self, answered: Answered, answered_at: float) -> list[Row]:
         inputs = self._redactor.columns(answered.schema, answered.columns)

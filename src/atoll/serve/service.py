@@ -94,7 +94,7 @@ class PredictService:
                     key_id,
                 )
             )
-            if durable is not None and self.recorder.strict:
+            if durable is not None:  # strict durability: answer once the records are durable
                 await asyncio.wrap_future(durable)
             if role == "primary" and version is None and slot.shadow is not None:
                 self._shadow(slot.shadow, columns, n_rows, ids, request_id, key_id)

@@ -2,7 +2,8 @@
 
 Requests hand records to :meth:`PredictionLog.submit`, which only queues them;
 one writer thread groups whatever is queued into one transaction (group
-commit). A server hands over answers instead (:meth:`PredictionLog.submit_later`):
+commit). A server hands over answers instead (:meth:`PredictionLog.submit_later`, or
+:meth:`PredictionLog.queue_later` when it will not wait for them):
 their rows are built by the writer just before it inserts them, so a request
 costs an append to a queue, not a thread switch, and the writer wakes once per
 flush, not once per request. Memory stays bounded: when the queue is full,
@@ -87,7 +88,7 @@ class _Entry:
 
     rows: list[Row] | None
     count: int
-    future: Future[None]
+    future: Future[None] | None
     build: RowBuilder | None = None
     at: float = field(default_factory=time.monotonic)
 
@@ -176,7 +177,9 @@ class PredictionLog:
             ValueError: a record the table would refuse; nothing of the call is queued.
         """
         rows = [to_row(record) for record in records]
-        return self._queue(rows, len(rows), None)
+        future = _in_flight()
+        self._queue(rows, len(rows), None, future)
+        return future
 
     def submit_later(self, count: int, build: RowBuilder) -> Future[None]:
         """Queue ``count`` rows that ``build`` makes when the writer takes them.
@@ -186,14 +189,30 @@ class PredictionLog:
         fails this call's future and is logged as an error and counted
         ``failed``; the rest of its batch is written.
         """
-        return self._queue(None, count, build)
+        future = _in_flight()
+        self._queue(None, count, build, future)
+        return future
 
-    def _queue(self, rows: list[Row] | None, count: int, build: RowBuilder | None) -> Future[None]:
-        future: Future[None] = Future()
-        future.set_running_or_notify_cancel()  # the records are in flight: not cancellable
+    def queue_later(self, count: int, build: RowBuilder) -> None:
+        """:meth:`submit_later` for a caller that never waits for the rows (a batched server).
+
+        No future is made or resolved: per request, that was a lock, a
+        condition and a notify on two threads. Refused rows are still logged
+        and counted.
+        """
+        self._queue(None, count, build, None)
+
+    def _queue(
+        self,
+        rows: list[Row] | None,
+        count: int,
+        build: RowBuilder | None,
+        future: Future[None] | None,
+    ) -> None:
         if count == 0:
-            future.set_result(None)
-            return future
+            if future is not None:
+                future.set_result(None)
+            return
         entry = _Entry(rows, count, future, build)
         with self._cond:
             closed = self._closed
@@ -206,11 +225,10 @@ class PredictionLog:
                     # otherwise the writer is already waiting for the first entry's flush
                     # time: waking it for each record would cost a thread switch apiece
                     self._cond.notify()
-                return future
+                return
         self._spill_entries([entry])
         if closed:
             self._spill.close()  # nobody will replay it in this process: free it for the next
-        return future
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Write out everything queued, try one last replay, and stop the writer.
@@ -392,14 +410,24 @@ class PredictionLog:
             self._counts[name] += n
 
 
+def _in_flight() -> Future[None]:
+    future: Future[None] = Future()
+    future.set_running_or_notify_cancel()  # the records are in flight: not cancellable
+    return future
+
+
 def _resolve(entries: list[_Entry], pace: Callable[[], None] = lambda: None) -> None:
     for entry in entries:
+        if entry.future is None:
+            continue
         pace()
         with suppress(InvalidStateError):  # futures are never cancellable; belt and braces
             entry.future.set_result(None)
 
 
-def _fail(future: Future[Any], error: BaseException) -> None:
+def _fail(future: Future[Any] | None, error: BaseException) -> None:
+    if future is None:
+        return
     with suppress(InvalidStateError):
         future.set_exception(error)
 
