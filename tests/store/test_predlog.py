@@ -477,6 +477,17 @@ def test_the_writer_lets_the_gil_go_between_slices_only_while_it_keeps_up(
     assert yields == [0, 0]  # within its slice: no yield
 
 
+def test_a_strict_writer_never_yields_early_and_a_batched_one_does_while_keeping_up(
+    engine: sa.Engine, spill_dir: Path
+) -> None:
+    # strict: every waiting request is answered at the commit, so the writer is the critical path
+    assert not PredictionLog(engine, spill_dir, durability="strict")._pacer().keeping_up()
+    batched = PredictionLog(engine, spill_dir, max_batch=2)
+    assert batched._pacer().keeping_up()
+    batched.submit([record(1), record(2)])  # not started: two rows wait, a full batch
+    assert not batched._pacer().keeping_up()
+
+
 def refused() -> list[dict[str, Any]]:
     """A row builder whose row the table refuses (an unknown role)."""
     return [to_row(dataclasses.replace(record(99), role="leader"))]
