@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from atoll.model.predictor import Prediction
@@ -76,11 +77,10 @@ class Recorder:
         log = self._log
         if log is None:
             return None
-        answered_at = time.time()
-        count = len(answered.ids)
+        build = partial(self._rows, answered, time.time())
         if self.strict:
-            return log.submit_later(count, lambda: self._rows(answered, answered_at))
-        log.queue_later(count, lambda: self._rows(answered, answered_at))
+            return log.submit_later(len(answered.ids), build)
+        log.queue_later(len(answered.ids), build)
         return None
 
     def _rows(self, answered: Answered, answered_at: float) -> list[Row]:

@@ -82,8 +82,7 @@ class LogRequest:
         """
         shared = _shared_fields(self)
         names = list(inputs)
-        # decoded requests hold lists already: only arrays (batch scoring) need converting
-        columns = [v if type(v) is list else _python_values(v) for v in inputs.values()]
+        columns = [_python_values(values) for values in inputs.values()]
         values = zip(*columns, strict=True) if names else ((),) * len(ids)
         rows = []
         for prediction_id, row, output in zip(ids, values, outputs, strict=True):
