@@ -97,6 +97,11 @@ class LogSpec(_Section):
         description="batched: a crash loses at most flush_ms; strict: answers only once logged.",
     )
     flush_ms: int = Field(200, ge=1, le=60_000)
+    writer: Literal["process", "thread"] = Field(
+        "process",
+        description="Where `atoll serve` builds and inserts log records: a process of its own "
+        "beside each worker (off the worker's GIL), or a thread in the worker.",
+    )
     sample: float = Field(1.0, ge=0.0, le=1.0, description="Share of predictions logged.")
     queue_size: int = Field(10_000, ge=1)
     pii: Literal["hash", "drop"] = Field(

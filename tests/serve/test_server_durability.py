@@ -62,10 +62,12 @@ def spill_files(project: Project) -> list[Path]:
     return sorted(spill_dir(project).glob("spill-*.jsonl"))
 
 
-def started(project: Project, *, durability: str, **serve: object) -> Server:
+def started(
+    project: Project, *, durability: str, writer: str = "process", **serve: object
+) -> Server:
     project.set_spec(
         serve={**TEST_SERVE, **serve},
-        monitor={"log": {"durability": durability, "flush_ms": FLUSH_MS}},
+        monitor={"log": {"durability": durability, "flush_ms": FLUSH_MS, "writer": writer}},
     )
     return start_server(project)
 
@@ -109,9 +111,10 @@ def kill_under_load(project: Project, server: Server, key: str) -> tuple[list[Re
     return traffic.replies(), killed_at
 
 
-def test_kill_9_in_strict_mode_loses_no_acknowledged_record(project: Project) -> None:
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_kill_9_in_strict_mode_loses_no_acknowledged_record(project: Project, writer: str) -> None:
     key_id, key = new_key(project)
-    server = started(project, durability="strict")
+    server = started(project, durability="strict", writer=writer)
     replies, _ = kill_under_load(project, server, key)
     recover(project)
     logged = [r.prediction_id for r in log_records(project, key_id)]
@@ -199,11 +202,17 @@ def test_store_outage_spills_then_every_record_is_logged_once(outage: Outage) ->
     assert spill_files(project) == []
 
 
-def test_sigterm_answers_every_request_in_flight_and_logs_each(project: Project) -> None:
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_sigterm_answers_every_request_in_flight_and_logs_each(
+    project: Project, writer: str
+) -> None:
     key_id, key = new_key(project)
     # a long batching window keeps requests in flight long enough to signal among them
     server = started(
-        project, durability="batched", batching={"max_latency_ms": 1000, "max_batch_size": 10_000}
+        project,
+        durability="batched",
+        writer=writer,
+        batching={"max_latency_ms": 1000, "max_batch_size": 10_000},
     )
     rows = api.demo_request_rows(project.root, 1)
     ready = threading.Barrier(IN_FLIGHT + 1)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from atoll.model.outputs import output_records
 from atoll.store.predlog import BATCH_ROLE, LogRequest, Row, write_now
 
 if TYPE_CHECKING:
@@ -79,18 +80,15 @@ class LogFeed:
         columns = {name: inputs.column(name).to_pylist() for name in inputs.column_names}
         redacted = self.target.redactor.columns(self.schema, columns)
         ids = outputs.column("prediction_id").to_pylist()
-        return request.rows(ids, redacted, output_records(outputs))
+        return request.rows(ids, redacted, table_records(outputs))
 
 
-def output_records(outputs: pa.Table) -> list[dict[str, Any]]:
+def table_records(outputs: pa.Table) -> list[dict[str, Any]]:
     """The output rows as ``Prediction.to_records()`` gives them: what the server logs."""
     labels = outputs.column("prediction").to_pylist()
     names = [name for name in outputs.column_names if name.startswith(PROBABILITY)]
     if not names:
-        return [{"prediction": label} for label in labels]
+        return output_records(labels, None, [])
     classes = [name.removeprefix(PROBABILITY) for name in names]
     columns = [outputs.column(name).to_pylist() for name in names]
-    return [
-        {"prediction": label, "probabilities": dict(zip(classes, values, strict=True))}
-        for label, *values in zip(labels, *columns, strict=True)
-    ]
+    return output_records(labels, zip(*columns, strict=True), classes)

@@ -16,6 +16,7 @@ import numpy as np
 from atoll.data.wrangler import Wrangler
 from atoll.errors import SchemaError
 from atoll.model import formats
+from atoll.model.outputs import output_records
 from atoll.model.package import read_json, verify_package
 from atoll.schema import Column, Data, Schema
 from atoll.types import Task
@@ -34,14 +35,8 @@ class Prediction:
 
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON-friendly dict per row: ``prediction`` and, if any, ``probabilities``."""
-        labels = self.predictions.tolist()
-        if self.probabilities is None:
-            return [{"prediction": label} for label in labels]
-        keys = [str(c) for c in self.classes]
-        return [
-            {"prediction": label, "probabilities": dict(zip(keys, row, strict=True))}
-            for label, row in zip(labels, self.probabilities.tolist(), strict=True)
-        ]
+        probabilities = None if self.probabilities is None else self.probabilities.tolist()
+        return output_records(self.predictions.tolist(), probabilities, self.classes)
 
 
 @dataclass(frozen=True)

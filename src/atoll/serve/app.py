@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import orjson
 from starlette.applications import Starlette
@@ -38,6 +38,8 @@ from .docs import docs_routes
 from .errors import Problem, envelope, problem_for
 from .hot_routes import ErrorHandler, HotRoutes
 from .limits import ACCESS_LOGGER, harden_from_spec
+from .logship import LogProcess, ProcessSettings
+from .memory import settle_memory
 from .metrics import LOG_OUTCOMES, get_metrics
 from .models import ModelSet
 from .openapi import ModelDoc, build_openapi
@@ -52,7 +54,6 @@ log = logging.getLogger("atoll.serve")
 
 PRODUCTION = "production"
 SPILL_DIR = "spill"
-GC_YOUNG_THRESHOLD = 50_000
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ async def _lifespan(
     registry = await asyncio.to_thread(Registry.from_settings, settings)
     state = await _build_state(registry, options)
     app.state.atoll = state
-    _settle_memory()
+    settle_memory()
     lifecycle.listeners.append(state.start_draining)
     tasks = [
         asyncio.create_task(state.models.watch(), name="atoll-alias-watch"),
@@ -171,27 +172,11 @@ async def _lifespan(
         await asyncio.gather(*tasks, return_exceptions=True)
         await state.models.close()
         await state.service.close()
-        if state.log is not None:
-            await asyncio.to_thread(state.log.close)
+        await state.service.recorder.close()
         state.metrics.close()
         registry.close()
         for handler in logging.getLogger(ACCESS_LOGGER).handlers:
             handler.flush()
-
-
-def _settle_memory() -> None:
-    """Move everything loaded so far out of the garbage collector's sight.
-
-    The models, libraries and schemas are hundreds of thousands of long-lived
-    objects; without this, every full collection walks them all again, and
-    under load each one paused the event loop for 100 ms or more. A request
-    allocates thousands of short-lived objects (a 1,000-row one, tens of
-    thousands), so the young generation is collected less often too: with
-    the default threshold of 700 that alone cost a third of a large request.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
 async def _flush_access_log(interval_s: float = 0.5) -> None:
@@ -205,12 +190,12 @@ async def _flush_access_log(interval_s: float = 0.5) -> None:
 
 async def _count_log_records(state: ServerState, interval_s: float = 1.0) -> None:
     """Publish the log writer's counters (written, spilled, replayed, failed) as metrics."""
-    if state.log is None:
+    if state.log_stats is None:
         return
     seen = dict.fromkeys(LOG_OUTCOMES, 0)
     while True:
         await asyncio.sleep(interval_s)
-        stats = state.log.stats
+        stats = state.log_stats
         for outcome, previous in seen.items():
             now = int(getattr(stats, outcome))
             state.metrics.observe_log(outcome, now - previous)
@@ -229,7 +214,13 @@ async def _build_state(registry: Registry, options: AppOptions) -> ServerState:
     models = ModelSet(registry, spec, settings.allow_imports, on_batch=on_batch, cores=cores)
     await models.load(await asyncio.to_thread(_served_refs, registry, options.refs))
     prediction_log = _prediction_log(registry, options)
-    recorder = Recorder(prediction_log, options.log, settings.variable(PII_PEPPER_VARIABLE))
+    recorder = Recorder(
+        prediction_log,
+        options.log,
+        settings.variable(PII_PEPPER_VARIABLE),
+        _log_process(options) if prediction_log is not None else None,
+    )
+    await recorder.start()
     service = PredictService(models, recorder, spec, on_prediction=metrics.observe_prediction)
     auth = Authenticator(KeyStore(registry.engine), AuthSettings.from_spec(spec, options.workers))
     await asyncio.to_thread(auth.refresh)
@@ -239,16 +230,35 @@ async def _build_state(registry: Registry, options: AppOptions) -> ServerState:
         service=service,
         auth=auth,
         metrics=metrics,
-        log=prediction_log,
         strict_log=options.log.durability == "strict",
     )
+
+
+def _log_process(options: AppOptions) -> LogProcess | None:
+    """The log process of this worker, unless ``monitor.log.writer`` keeps the writer in it."""
+    spec = options.log
+    if spec.writer != "process":
+        return None
+    return LogProcess(
+        ProcessSettings(
+            db_url=options.settings.db_url,
+            spill_dir=str(_spill_dir(options)),
+            durability=spec.durability,
+            flush_interval_s=spec.flush_ms / 1000,
+            queue_size=spec.queue_size,
+        )
+    )
+
+
+def _spill_dir(options: AppOptions) -> Path:
+    return options.settings.artifact_root.parent / SPILL_DIR
 
 
 def _prediction_log(registry: Registry, options: AppOptions) -> PredictionLog | None:
     spec = options.log
     if not spec.enabled:
         return None
-    spill = options.settings.artifact_root.parent / SPILL_DIR
+    spill = _spill_dir(options)
     writer = PredictionLog(
         registry.engine,
         spill,

@@ -9,57 +9,69 @@ them, as it does for batch scoring.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
-from typing import Any
 
-from atoll.model.predictor import Prediction
-from atoll.schema import Schema
 from atoll.spec_serve import LogSpec
-from atoll.store.predlog import LogRequest, PredictionLog, Row
+from atoll.store.predlog import LogStats, PredictionLog, Row
 from atoll.store.redact import Redactor
 
+from .logframes import Answered
+from .logship import LogProcess
 
-@dataclass(frozen=True)
-class Answered:
-    """One answered request, as the log needs it."""
-
-    model: str
-    version: int
-    role: str
-    schema: Schema
-    columns: dict[str, list[Any]]
-    prediction: Prediction
-    ids: Sequence[str]
-    request_id: str
-    latency_ms: float
-    key_id: str | None
+__all__ = ["Answered", "Recorder"]
 
 
 class Recorder:
-    """Hands one server's answers to the log writer, which builds their records.
+    """Hands one server's answers to a log writer, which builds their records.
 
-    A request only appends its answer to the writer's queue: the records (ids,
-    redaction, JSON text) are built on the writer's thread just before they
-    are inserted, in the batch they are committed with. Building them on the
-    event loop would hold every other request while a 1,000-row answer is
-    encoded; handing each one to a thread of its own woke that thread once per
-    request, which cost more than building a one-row record.
+    A request only hands its answer over: the records (ids, redaction aside,
+    JSON text) are built by the writer just before they are inserted, in the
+    batch they are committed with. With a log process (``monitor.log.writer:
+    process``, the default) that is another process, so the work leaves this
+    worker's GIL; the in-process writer takes the answers whenever the
+    process is not there or cannot keep up.
     """
 
-    def __init__(self, log: PredictionLog | None, spec: LogSpec, pepper: str | None) -> None:
+    def __init__(
+        self,
+        log: PredictionLog | None,
+        spec: LogSpec,
+        pepper: str | None,
+        process: LogProcess | None = None,
+    ) -> None:
         self._log = log if spec.enabled else None
+        self._process = process if self._log is not None else None
         self._spec = spec
         self._redactor = Redactor(spec.pii, pepper)
 
     @property
+    def enabled(self) -> bool:
+        return self._log is not None
+
+    @property
     def strict(self) -> bool:
         return self._log is not None and self._spec.durability == "strict"
+
+    @property
+    def stats(self) -> LogStats | None:
+        """Both writers' counts together (None when the log is off)."""
+        if self._log is None:
+            return None
+        here = self._log.stats
+        if self._process is None:
+            return here
+        there = self._process.stats
+        return LogStats(
+            written=here.written + there.written,
+            spilled=here.spilled + there.spilled,
+            replayed=here.replayed + there.replayed,
+            pending=here.pending + there.pending,
+            spilling=here.spilling or there.spilling,
+            failed=here.failed + there.failed,
+        )
 
     def sampled(self) -> bool:
         """Whether this request is logged (the spec's ``sample`` share of requests)."""
@@ -68,7 +80,7 @@ class Recorder:
         rate = self._spec.sample
         return rate >= 1.0 or random.random() < rate
 
-    def record(self, answered: Answered) -> Future[None] | None:
+    def record(self, answered: Answered) -> asyncio.Future[None] | None:
         """Queue one record per row; returns, with strict durability, their future.
 
         The future resolves once the records are durable. A batched server never
@@ -77,21 +89,33 @@ class Recorder:
         log = self._log
         if log is None:
             return None
-        build = partial(self._rows, answered, time.time())
+        answered_at = time.time()
+        process = self._process
+        if process is not None and process.accepting:
+            inputs = self._redactor.columns(answered.schema, answered.columns)
+            try:
+                return process.send(answered, answered_at, inputs, self.strict)
+            except ValueError:
+                pass  # a value JSON cannot hold: the writer below refuses it, logged and counted
+        build = partial(self._rows, answered, answered_at)
         if self.strict:
-            return log.submit_later(len(answered.ids), build)
+            return asyncio.wrap_future(log.submit_later(len(answered.ids), build))
         log.queue_later(len(answered.ids), build)
         return None
 
+    async def start(self, timeout_s: float = 60.0) -> None:
+        """Start the log process, if any; records stay in-process until it is up."""
+        if self._process is not None:
+            self._process.start()
+            await self._process.wait_ready(timeout_s)
+
+    async def close(self) -> None:
+        """Let the log process write out everything, then the in-process writer."""
+        if self._process is not None:
+            await self._process.close()
+        if self._log is not None:
+            await asyncio.to_thread(self._log.close)
+
     def _rows(self, answered: Answered, answered_at: float) -> list[Row]:
         inputs = self._redactor.columns(answered.schema, answered.columns)
-        request = LogRequest(
-            request_id=answered.request_id,
-            created_at=datetime.fromtimestamp(answered_at, UTC),
-            model=answered.model,
-            version=answered.version,
-            role=answered.role,
-            latency_ms=answered.latency_ms,
-            key_id=answered.key_id,
-        )
-        return request.rows(answered.ids, inputs, answered.prediction.to_records())
+        return answered.log_rows(answered_at, inputs)

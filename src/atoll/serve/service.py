@@ -95,7 +95,7 @@ class PredictService:
                 )
             )
             if durable is not None:  # strict durability: answer once the records are durable
-                await asyncio.wrap_future(durable)
+                await durable
             if role == "primary" and version is None and slot.shadow is not None:
                 self._shadow(slot.shadow, columns, n_rows, ids, request_id, key_id)
         if self._on_prediction is not None:

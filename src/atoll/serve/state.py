@@ -11,7 +11,7 @@ from atoll.spec_serve import ServeSpec
 
 if TYPE_CHECKING:
     from atoll.store.keys import ApiKey
-    from atoll.store.predlog import PredictionLog
+    from atoll.store.predlog import LogStats
 
     from .auth import Authenticator
     from .codecs import Decoded
@@ -27,9 +27,13 @@ class ServerState:
     service: PredictService
     auth: Authenticator
     metrics: Metrics
-    log: PredictionLog | None
     strict_log: bool = False
     draining: bool = False
+
+    @property
+    def log_stats(self) -> LogStats | None:
+        """The prediction log's counts (None when it is off)."""
+        return self.service.recorder.stats
 
     def start_draining(self) -> None:
         self.draining = True
@@ -41,12 +45,14 @@ class ServerState:
             reasons.append("draining")
         if not self.models.slots:
             reasons.append("no_models_loaded")
-        if self.log is not None and self.strict_log and self.log.stats.spilling:
+        stats = self.log_stats
+        if stats is not None and self.strict_log and stats.spilling:
             reasons.append("prediction_log_unavailable")
         return reasons
 
     def degraded(self) -> list[str]:
-        if self.log is not None and self.log.stats.spilling:
+        stats = self.log_stats
+        if stats is not None and stats.spilling:
             return ["prediction_log_spilling"]
         return []
 

@@ -82,7 +82,7 @@ class LogRequest:
         """
         shared = _shared_fields(self)
         names = list(inputs)
-        columns = [_python_values(values) for values in inputs.values()]
+        columns = [python_values(values) for values in inputs.values()]
         values = zip(*columns, strict=True) if names else ((),) * len(ids)
         rows = []
         for prediction_id, row, output in zip(ids, values, outputs, strict=True):
@@ -94,7 +94,7 @@ class LogRequest:
         return rows
 
 
-def _python_values(values: Sequence[Any]) -> Sequence[Any]:
+def python_values(values: Sequence[Any]) -> Sequence[Any]:
     """A numpy column as Python values, converted in C: cheaper than a numpy scalar per cell.
 
     orjson writes numbers exactly as it writes numpy's scalars. Datetimes
@@ -172,8 +172,17 @@ def to_record(row: Mapping[str, Any]) -> LogRecord:
 
 def dumps_json(value: Any, what: str) -> str:
     """Compact JSON text (NaN and infinities become null; numpy values are allowed)."""
+    return json_bytes(value, what).decode("utf-8")
+
+
+def json_bytes(value: Any, what: str) -> bytes:
+    """:func:`dumps_json` as UTF-8 bytes: the same text, for a caller that sends it on.
+
+    Raises:
+        ValueError: ``value`` holds something JSON cannot represent (``what`` names it).
+    """
     try:
-        return orjson.dumps(value, default=_isoformat, option=_JSON_OPTIONS).decode("utf-8")
+        return orjson.dumps(value, default=_isoformat, option=_JSON_OPTIONS)
     except TypeError as error:  # orjson.JSONEncodeError is a TypeError
         raise ValueError(f"the {what} of a log record are not JSON-serialisable: {error}") from None
 
