@@ -97,8 +97,8 @@ def encode(
         answered.key_id,
         answered.ids,
         inputs,
-        _plain(prediction.predictions),
-        None if probabilities is None else _plain(probabilities),
+        prediction.predictions.tolist(),  # what the in-process writer logs: to_records()
+        None if probabilities is None else probabilities.tolist(),
         prediction.classes,
     )
     return json_bytes(frame, "answer") + b"\n"
@@ -154,17 +154,3 @@ def _request(
         latency_ms=latency_ms,
         key_id=key_id,
     )
-
-
-def _plain(values: np.ndarray) -> Any:
-    """An output array that orjson writes as the numbers ``tolist()`` gives, or that list.
-
-    Floats are widened to float64 first: a float32's shortest text is not the
-    text of the float64 that ``tolist()`` makes of it.
-    """
-    kind = values.dtype.kind
-    if kind == "f":
-        return np.ascontiguousarray(values, dtype=np.float64)
-    if kind in "biu":
-        return np.ascontiguousarray(values)
-    return values.tolist()
