@@ -47,6 +47,9 @@ class LimitsSpec(_Section):
     max_body_bytes: int = Field(16 * MIB, ge=1024, description="Predict routes (413 past it).")
     max_other_body_bytes: int = Field(1 * MIB, ge=1024, description="Every other route.")
     max_rows: int = Field(10_000, ge=1, description="Rows per online request (413 past it).")
+    max_json_depth: int = Field(
+        32, ge=8, le=1_000, description="Nesting levels of a JSON body (400 json_too_deep)."
+    )
     body_timeout_s: float = Field(30.0, gt=0, description="Whole body received within (408).")
     request_timeout_s: float = Field(30.0, gt=0, description="Prediction answered within (504).")
     max_in_flight: int = Field(1_024, ge=1, description="Requests in progress per worker (503).")

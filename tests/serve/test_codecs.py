@@ -31,24 +31,28 @@ from atoll.serve.codecs import (
     v2_model_metadata,
 )
 from atoll.serve.errors import BadRequest, PayloadTooLarge, ServeError, UnsupportedMediaType
+from atoll.serve.jsonio import JsonTooDeep, check_depth, is_deeper
 from atoll.types import Task
 
 MAX_ROWS = 100
 CAP = 1 << 16
 NAMES = ["age", "income", "city"]
+DEPTH = 32
 JSON = "application/json"
 
 
 def native(body: Any, content_type: str | None = JSON, max_rows: int = MAX_ROWS) -> Decoded:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return decode_native(raw, content_type, max_rows=max_rows)
+    return decode_native(raw, content_type, max_rows=max_rows, max_depth=DEPTH)
 
 
 def mlflow(
     body: Any, content_type: str | None = JSON, names: list[str] | None = None, max_rows: int = 100
 ) -> Decoded:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return decode_mlflow(raw, content_type, input_names=names or NAMES, max_rows=max_rows)
+    return decode_mlflow(
+        raw, content_type, input_names=names or NAMES, max_rows=max_rows, max_depth=DEPTH
+    )
 
 
 def v2(
@@ -64,6 +68,7 @@ def v2(
         input_names=NAMES if names is None else names,
         max_rows=max_rows,
         max_inflated_bytes=CAP,
+        max_depth=DEPTH,
     )
 
 
@@ -103,8 +108,89 @@ def test_parse_json_says_where_the_parse_stopped() -> None:
 
 
 def test_parse_json_refuses_deep_nesting_without_recursion_error() -> None:
-    with pytest.raises(BadRequest):
+    with pytest.raises(JsonTooDeep, match=r"serve\.limits\.max_json_depth"):
         parse_json(b"[" * 100_000 + b"]" * 100_000)
+
+
+def nested(depth: int) -> Any:
+    """Lists nested ``depth`` levels around a 1 (depth 0: the scalar)."""
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "depth"),
+    [(1, 0), ("text", 0), ([], 1), ({}, 1), ([1, {"a": 2}], 2), ({"a": [[], [[3]]]}, 4)],
+)
+def test_is_deeper_measures_lists_and_objects(value: Any, depth: int) -> None:
+    assert not is_deeper(value, depth)
+    assert is_deeper(value, depth - 1) == (depth > 0)
+
+
+def test_a_free_form_part_counts_from_where_it_sits() -> None:
+    check_depth(nested(30), 3, 32)  # levels 3 to 32
+    with pytest.raises(JsonTooDeep, match="deeper than 32 levels"):
+        check_depth(nested(31), 3, 32)
+
+
+FreeForm = Callable[[Any], tuple[Callable[[], Decoded], int]]
+# ``fill`` sits ``above`` levels down: the body is ``above`` levels plus the depth of ``fill``
+FREE_FORM: dict[str, FreeForm] = {
+    "v2 parameters": lambda fill: v2_bytes(
+        {"inputs": [tensor("age", [1], [1])], "parameters": {"a": fill}}, 2
+    ),
+    "v2 outputs": lambda fill: v2_bytes({"inputs": [tensor("age", [1], [1])], "outputs": fill}, 1),
+    "v2 tensor parameters": lambda fill: v2_bytes(
+        {"inputs": [tensor("age", [1], [1]) | {"parameters": {"a": fill}}]}, 4
+    ),
+    "mlflow params": lambda fill: mlflow_bytes({"inputs": [[1, 2, 3]], "params": {"a": fill}}, 2),
+    "mlflow ignored key": lambda fill: mlflow_bytes({"inputs": [[1, 2, 3]], "extra": fill}, 1),
+    "mlflow split index": lambda fill: mlflow_bytes(
+        {"dataframe_split": {"data": [[1, 2, 3]], "index": fill}}, 2
+    ),
+}
+
+
+def v2_bytes(body: dict[str, Any], above: int) -> tuple[Callable[[], Decoded], int]:
+    return (lambda: v2(body, names=["age"])), above
+
+
+def mlflow_bytes(body: dict[str, Any], above: int) -> tuple[Callable[[], Decoded], int]:
+    return (lambda: mlflow(body)), above
+
+
+@pytest.mark.parametrize("case", FREE_FORM, ids=list(FREE_FORM))
+def test_free_form_parts_are_held_to_the_depth_limit(case: str) -> None:
+    """The parts a protocol leaves free are accepted up to the limit and refused past it."""
+    build = FREE_FORM[case]
+    _, above = build(1)
+    at_limit, _ = build(nested(DEPTH - above))
+    at_limit()
+    too_deep, _ = build(nested(DEPTH - above + 1))
+    with pytest.raises(JsonTooDeep, match="deeper than 32 levels"):
+        too_deep()
+
+
+@pytest.mark.parametrize(
+    "decode",
+    [
+        lambda cell: native({"instances": [{"age": cell, "income": 1.0, "city": "x"}]}),
+        lambda cell: native({"columns": ["age"], "data": [[cell]]}),
+        lambda cell: v2({"inputs": [tensor("age", [cell], [1])]}, names=["age"]),
+        lambda cell: mlflow({"dataframe_records": [{"age": cell}]}),
+    ],
+    ids=["native records", "native columns", "v2", "mlflow"],
+)
+def test_a_nested_cell_is_refused_naming_the_depth_only_past_the_limit(
+    decode: Callable[[Any], Decoded],
+) -> None:
+    with pytest.raises(BadRequest) as shallow:
+        decode(nested(3))
+    assert shallow.value.code == "bad_request"
+    with pytest.raises(JsonTooDeep):
+        decode(nested(DEPTH))
 
 
 # --- native /v1 ---
@@ -668,6 +754,7 @@ def test_v2_headers_may_be_a_plain_lower_case_mapping() -> None:
         input_names=["a"],
         max_rows=1,
         max_inflated_bytes=CAP,
+        max_depth=DEPTH,
     )
     assert decoded.columns == {"a": [1.0]}
 

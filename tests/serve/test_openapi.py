@@ -391,20 +391,27 @@ PROTOCOLS: dict[str, tuple[str, str, Decoder]] = {
     "native": (
         "/v1/models/{name}/predict",
         "PredictRequest",
-        lambda body, schema: decode_native(body, "application/json", max_rows=MAX_ROWS),
+        lambda body, schema: decode_native(
+            body, "application/json", max_rows=MAX_ROWS, max_depth=32
+        ),
     ),
     "mlflow": (
         "/invocations",
         "MlflowRequest",
         lambda body, schema: decode_mlflow(
-            body, "application/json", input_names=schema.inputs, max_rows=MAX_ROWS
+            body, "application/json", input_names=schema.inputs, max_rows=MAX_ROWS, max_depth=32
         ),
     ),
     "v2": (
         "/v2/models/{name}/infer",
         "V2InferRequest",
         lambda body, schema: decode_v2(
-            body, {}, input_names=schema.inputs, max_rows=MAX_ROWS, max_inflated_bytes=1 << 20
+            body,
+            {},
+            input_names=schema.inputs,
+            max_rows=MAX_ROWS,
+            max_inflated_bytes=1 << 20,
+            max_depth=32,
         ),
     ),
 }

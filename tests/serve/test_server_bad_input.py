@@ -41,7 +41,9 @@ MODEL = "credit-risk"
 V1 = PREDICT.format(name=MODEL)
 V2 = f"/v2/models/{MODEL}/infer"
 MLFLOW = "/invocations"
+FEEDBACK = "/v1/feedback"
 BODY_TIMEOUT_S = 4.0
+MAX_JSON_DEPTH = 12
 RATE_PER_S = 5.0
 BURST = 10
 BIG = 200 * 1024 * 1024
@@ -72,7 +74,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     project = make_project(tmp_path_factory.mktemp("bad-input"))
-    limits = {"body_timeout_s": BODY_TIMEOUT_S}
+    limits = {"body_timeout_s": BODY_TIMEOUT_S, "max_json_depth": MAX_JSON_DEPTH}
     rate_limit = {**TEST_SERVE["rate_limit"], "burst": BURST}
     project.set_spec(serve=dict(TEST_SERVE, limits=limits, rate_limit=rate_limit))
     _, throttled = api.create_key(
@@ -250,7 +252,29 @@ def _deep(depth: int) -> bytes:
 )
 def test_deeply_nested_arrays_are_400(served: Served, path: str, body: bytes) -> None:
     response = served.post(path, body, headers={"content-type": "application/json"})
-    assert_json_error(response, 400)
+    assert "serve.limits.max_json_depth" in error_message(assert_json_error(response, 400))
+
+
+@pytest.mark.parametrize("path", [V2, MLFLOW, FEEDBACK])
+def test_json_depth_is_the_configured_limit(
+    served: Served, datatypes: dict[str, str], path: str
+) -> None:
+    """Parameters a protocol leaves free may nest to the limit (12 here), not one level more."""
+
+    def body(depth: int) -> dict[str, Any]:
+        fill: Any = 1
+        for _ in range(depth - 2):  # the body object and its "parameters" object: 2 levels
+            fill = [fill]
+        if path == V2:
+            return {"inputs": v2_inputs(served.rows, datatypes), "parameters": {"a": fill}}
+        if path == MLFLOW:
+            return {"dataframe_records": served.rows, "params": {"a": fill}}
+        return {"feedback": [{"prediction_id": "p", "label": 1}], "parameters": {"a": fill}}
+
+    assert served.post(path, body(MAX_JSON_DEPTH)).status_code == 200
+    response = served.post(path, body(MAX_JSON_DEPTH + 1))
+    message = error_message(assert_json_error(response, 400))
+    assert f"deeper than {MAX_JSON_DEPTH} levels (serve.limits.max_json_depth)" in message
 
 
 def test_a_nested_array_in_a_cell_is_400_naming_column_and_row(served: Served) -> None:

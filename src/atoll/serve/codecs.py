@@ -16,7 +16,7 @@ from .codecs_encode import encode_mlflow, encode_native, encode_v2, v2_model_met
 from .codecs_mlflow import decode_mlflow
 from .codecs_v2 import decode_v2
 from .errors import BadRequest, UnsupportedMediaType
-from .jsonio import JSON_TYPE, check_params, media_type, parse_json
+from .jsonio import JSON_TYPE, check_params, decode_json, media_type, parse_json
 
 __all__ = [
     "ARROW_STREAM",
@@ -37,7 +37,9 @@ _NATIVE_SHAPE = (
 )
 
 
-def decode_native(body: bytes, content_type: str | None, *, max_rows: int) -> Decoded:
+def decode_native(
+    body: bytes, content_type: str | None, *, max_rows: int, max_depth: int
+) -> Decoded:
     """A ``/v1`` predict body: JSON records or columns, or an Arrow IPC stream.
 
     Args:
@@ -45,6 +47,7 @@ def decode_native(body: bytes, content_type: str | None, *, max_rows: int) -> De
         content_type: ``application/json`` (or none), or
             ``application/vnd.apache.arrow.stream``; ``charset=utf-8`` allowed.
         max_rows: rows per request (413 past it).
+        max_depth: nesting levels of a JSON body (400 past it).
     """
     if content_type and content_type != JSON_TYPE:
         kind, params = media_type(content_type)
@@ -55,7 +58,7 @@ def decode_native(body: bytes, content_type: str | None, *, max_rows: int) -> De
             raise UnsupportedMediaType(
                 f"Content-Type {kind[:60]!r} is not supported; send {JSON_TYPE} or {ARROW_STREAM}"
             )
-    return _decode_json(parse_json(body), max_rows)
+    return decode_json(body, max_depth, lambda data: _decode_json(data, max_rows))
 
 
 def _decode_json(data: Any, max_rows: int) -> Decoded:

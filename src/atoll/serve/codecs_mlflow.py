@@ -22,7 +22,7 @@ from .codecs_base import (
     from_rows,
 )
 from .errors import BadRequest, UnsupportedMediaType
-from .jsonio import JSON_TYPE, check_params, media_type, parse_json
+from .jsonio import JSON_TYPE, check_other_keys, check_params, decode_json, media_type
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 CSV_TYPES = ("text/csv", "application/csv")
@@ -35,6 +35,7 @@ def decode_mlflow(
     *,
     input_names: Sequence[str],
     max_rows: int,
+    max_depth: int,
     numeric: Collection[str] = (),
 ) -> Decoded:
     """A scoring request as columns.
@@ -45,13 +46,16 @@ def decode_mlflow(
             (``charset=utf-8`` allowed).
         input_names: the model's input columns in schema order, for rows sent as lists.
         max_rows: rows per request (413 past it).
+        max_depth: nesting levels of a JSON body (400 past it).
         numeric: numeric columns, whose CSV cells are parsed one by one (a bad
             cell then names its own row, as in batch scoring).
     """
     kind, params = media_type(content_type)
     if kind == JSON_TYPE:
         check_params(kind, params)
-        return _decode_json(parse_json(body), input_names, max_rows)
+        return decode_json(
+            body, max_depth, lambda data: _decode_json(data, input_names, max_rows, max_depth)
+        )
     if kind in CSV_TYPES:
         check_params(kind, params)
         return decode_csv(body, max_rows=max_rows, numeric=numeric)
@@ -61,7 +65,7 @@ def decode_mlflow(
     )
 
 
-def _decode_json(data: Any, input_names: Sequence[str], max_rows: int) -> Decoded:
+def _decode_json(data: Any, input_names: Sequence[str], max_rows: int, max_depth: int) -> Decoded:
     if type(data) is not dict:
         raise BadRequest(_ONE_OF)
     found = [key for key in FORMATS if key in data]
@@ -71,9 +75,11 @@ def _decode_json(data: Any, input_names: Sequence[str], max_rows: int) -> Decode
     if params is not None and type(params) is not dict:
         raise BadRequest("params must be an object")
     key = found[0]
+    if len(data) > 1:  # params, and keys MLflow ignores: free-form
+        check_other_keys(data, (key,), 2, max_depth)
     value = data[key]
     if key == "dataframe_split":
-        columns, n_rows = _split(value, input_names, max_rows)
+        columns, n_rows = _split(value, input_names, max_rows, max_depth)
     elif key == "dataframe_records":
         if type(value) is not list:
             raise BadRequest("dataframe_records must be a list of objects")
@@ -85,10 +91,13 @@ def _decode_json(data: Any, input_names: Sequence[str], max_rows: int) -> Decode
     return Decoded(columns, n_rows, parameters=params or {})
 
 
-def _split(value: Any, input_names: Sequence[str], max_rows: int) -> tuple[Columns, int]:
+def _split(
+    value: Any, input_names: Sequence[str], max_rows: int, max_depth: int
+) -> tuple[Columns, int]:
     """``DataFrame.to_dict(orient="split")``; without ``columns``, rows follow the inputs."""
     if type(value) is not dict or type(value.get("data")) is not list:
         raise BadRequest('dataframe_split must be {"columns": [...], "data": [[...], ...]}')
+    check_other_keys(value, ("columns", "data"), 3, max_depth)  # "index" (ignored), or anything
     names = value.get("columns") if "columns" in value else list(input_names)
     if type(names) is not list or any(type(name) is not str for name in names):
         raise BadRequest("dataframe_split.columns must be a list of column names")

@@ -25,7 +25,7 @@ from .codecs_base import (
     shown,
 )
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from .jsonio import parse_json
+from .jsonio import check_other_keys, decode_json
 
 NUMPY_TYPES: dict[str, str] = {
     "BOOL": "u1",
@@ -49,6 +49,7 @@ _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate":
 MAX_MEMBERS = 64
 """Concatenated gzip members accepted: thousands of empty ones would only burn CPU."""
 _INPUTS = 'the body must be a JSON object with "inputs": a non-empty list of tensors'
+_TENSOR_KEYS = ("name", "shape", "datatype", "data")
 
 
 def decode_v2(
@@ -58,6 +59,7 @@ def decode_v2(
     input_names: Sequence[str],
     max_rows: int,
     max_inflated_bytes: int,
+    max_depth: int,
 ) -> Decoded:
     """An inference request as columns; ``id`` and ``parameters`` are kept for the answer.
 
@@ -67,22 +69,31 @@ def decode_v2(
         input_names: the model's input columns in schema order (for a 2-D tensor).
         max_rows: rows per request (413 past it).
         max_inflated_bytes: the most a compressed body may inflate to (413 past it).
+        max_depth: nesting levels of the JSON part (400 past it).
     """
     body = inflate(body, headers.get("content-encoding"), max_inflated_bytes)
     head, binary = _split(body, headers.get(HEADER_LENGTH))
-    request = parse_json(head)
-    if type(request) is not dict:
-        raise BadRequest(_INPUTS)
-    inputs = request.get("inputs")
-    if type(inputs) is not list or not inputs:
-        raise BadRequest(_INPUTS)
-    reader = _Binary(binary)
-    if len(inputs) == 1 and _is_matrix(inputs[0], input_names):
-        columns, n_rows = _matrix(inputs[0], reader, input_names, max_rows)
-    else:
-        columns, n_rows = _per_column(inputs, reader, max_rows)
-    reader.finish()
-    return Decoded(columns, n_rows, _request_id(request), _parameters(request))
+
+    def decode(request: Any) -> Decoded:
+        if type(request) is not dict:
+            raise BadRequest(_INPUTS)
+        inputs = request.get("inputs")
+        if type(inputs) is not list or not inputs:
+            raise BadRequest(_INPUTS)
+        if len(request) > 1:  # id, parameters, outputs and keys V2 lets servers ignore
+            check_other_keys(request, ("inputs",), 2, max_depth)
+        for tensor in inputs:  # name, shape and datatype are checked; the rest is free-form
+            if type(tensor) is dict and (len(tensor) != len(_TENSOR_KEYS) or "data" not in tensor):
+                check_other_keys(tensor, _TENSOR_KEYS, 4, max_depth)
+        reader = _Binary(binary)
+        if len(inputs) == 1 and _is_matrix(inputs[0], input_names):
+            columns, n_rows = _matrix(inputs[0], reader, input_names, max_rows)
+        else:
+            columns, n_rows = _per_column(inputs, reader, max_rows)
+        reader.finish()
+        return Decoded(columns, n_rows, _request_id(request), _parameters(request))
+
+    return decode_json(head, max_depth, decode)
 
 
 def inflate(body: bytes, encoding: str | None, cap: int) -> bytes:

@@ -40,6 +40,7 @@ async def invocations(request: Request) -> Response:
         request.headers.get("content-type"),
         input_names=schema.features,
         max_rows=state.spec.limits.max_rows,
+        max_depth=state.spec.limits.max_json_depth,
         numeric=[name for name, column in schema.columns.items() if column.type.is_numeric],
     )
     answer = await predict_rows(request, name, decoded, key)

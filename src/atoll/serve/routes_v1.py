@@ -14,6 +14,7 @@ from atoll.store.predlog import record_feedback
 
 from .codecs import decode_native, encode_native, parse_json
 from .errors import BadRequest
+from .jsonio import check_depth
 from .models import ModelSlot
 from .state import authorize, predict_rows, server
 
@@ -49,8 +50,12 @@ async def predict(request: Request) -> Response:
     state = server(request)
     state.models.get(name)  # an unknown model is a 404 before the body is read
     body = await request.body()
+    limits = state.spec.limits
     decoded = decode_native(
-        body, request.headers.get("content-type"), max_rows=state.spec.limits.max_rows
+        body,
+        request.headers.get("content-type"),
+        max_rows=limits.max_rows,
+        max_depth=limits.max_json_depth,
     )
     answer = await predict_rows(request, name, decoded, key)
     content = encode_native(
@@ -62,8 +67,10 @@ async def predict(request: Request) -> Response:
 async def feedback(request: Request) -> Response:
     """Ground truth for earlier predictions: ``{"feedback": [{"prediction_id", "label"}]}``."""
     key = authorize(request, "feedback")
-    items = _feedback_items(parse_json(await request.body()))
     state = server(request)
+    body = parse_json(await request.body())
+    check_depth(body, 1, state.spec.limits.max_json_depth)
+    items = _feedback_items(body)
     engine = state.models.registry.engine
     try:
         stored = await asyncio.to_thread(

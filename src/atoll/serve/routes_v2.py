@@ -53,6 +53,7 @@ async def infer(request: Request) -> Response:
         input_names=loaded.predictor.schema.features,
         max_rows=state.spec.limits.max_rows,
         max_inflated_bytes=state.spec.limits.max_body_bytes,
+        max_depth=state.spec.limits.max_json_depth,
     )
     answer = await predict_rows(request, name, decoded, key, _version(request))
     content = encode_v2(
