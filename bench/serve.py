@@ -462,7 +462,7 @@ def bare_cmd(app: str, workers: int) -> list[str]:
         "--loop",
         "uvloop",
         "--http",
-        "atoll.serve.server:NoDelayHttpProtocol",
+        "atoll.serve.http_protocol:HardenedHttpProtocol",
     ]
     quiet = ["--no-access-log", "--log-level", "warning"]
     return [sys.executable, "-m", "uvicorn", f"serve_bare_app:{app}", *where, *how, *quiet]

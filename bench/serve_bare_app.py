@@ -14,7 +14,7 @@ Two Starlette apps, run by uvicorn (uvloop + httptools) from `bench/serve.py`:
   (``{"inputs": [[...]]}``: no validation, no wrangling), as the peers' bare
   endpoint in research/anchors/serving did, so it is the harder baseline.
 
-The benchmark runs these apps with atoll's ``NoDelayHttpProtocol`` (Nagle's
+The benchmark runs these apps with atoll's ``HardenedHttpProtocol`` (Nagle's
 algorithm off on every connection): with ``--workers 2`` uvicorn leaves it on
 (uvicorn #3149) and every keep-alive request would wait ~40 ms for a delayed
 ACK, which would make the baseline look worse than a careful user's endpoint.

@@ -114,10 +114,7 @@ def run_worker(payload: str, sock: Any) -> None:
     options = app_options(ServeRequest.from_json(payload))
     lifecycle = Lifecycle()
     app = create_app(options, lifecycle)
-    limits = options.serve.limits
-    config = uvicorn_config(
-        app, keepalive_s=limits.keepalive_s, max_connections=limits.max_connections
-    )
+    config = uvicorn_config(app, options.serve.limits)
     DrainingServer(config, lifecycle, options.serve.drain_s).run(sockets=[sock])
 
 

@@ -19,7 +19,8 @@ from atoll.spec_monitor import (
 )
 from atoll.types import ALIAS_PATTERN
 
-MIB = 1024 * 1024
+KIB = 1024
+MIB = 1024 * KIB
 
 
 class _Section(BaseModel):
@@ -47,6 +48,10 @@ class LimitsSpec(_Section):
     max_body_bytes: int = Field(16 * MIB, ge=1024, description="Predict routes (413 past it).")
     max_other_body_bytes: int = Field(1 * MIB, ge=1024, description="Every other route.")
     max_rows: int = Field(10_000, ge=1, description="Rows per online request (413 past it).")
+    max_header_bytes: int = Field(
+        16 * KIB, ge=KIB, le=MIB, description="Request line and headers (431 past it)."
+    )
+    max_header_count: int = Field(100, ge=8, le=10_000, description="Header fields (431).")
     max_json_depth: int = Field(
         32, ge=8, le=1_000, description="Nesting levels of a JSON body (400 json_too_deep)."
     )

@@ -5,6 +5,7 @@ and the server keeps serving (every test ends with a normal prediction answered 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import re
@@ -44,6 +45,8 @@ MLFLOW = "/invocations"
 FEEDBACK = "/v1/feedback"
 BODY_TIMEOUT_S = 4.0
 MAX_JSON_DEPTH = 12
+MAX_HEADER_BYTES = 8192
+MAX_HEADER_COUNT = 40
 RATE_PER_S = 5.0
 BURST = 10
 BIG = 200 * 1024 * 1024
@@ -74,7 +77,12 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     project = make_project(tmp_path_factory.mktemp("bad-input"))
-    limits = {"body_timeout_s": BODY_TIMEOUT_S, "max_json_depth": MAX_JSON_DEPTH}
+    limits = {
+        "body_timeout_s": BODY_TIMEOUT_S,
+        "max_json_depth": MAX_JSON_DEPTH,
+        "max_header_bytes": MAX_HEADER_BYTES,
+        "max_header_count": MAX_HEADER_COUNT,
+    }
     rate_limit = {**TEST_SERVE["rate_limit"], "burst": BURST}
     project.set_spec(serve=dict(TEST_SERVE, limits=limits, rate_limit=rate_limit))
     _, throttled = api.create_key(
@@ -458,6 +466,80 @@ def test_a_model_name_with_dot_dot_is_404_and_reads_no_file(
     assert_json_error(response, 404)
     assert served.sentinel not in response.text
     assert served.sentinel not in served.server.log()
+
+
+# --- request heads -------------------------------------------------------------------------------
+
+
+def raw_request(served: Served, head: bytes, chunk: int = 1 << 16) -> tuple[bytes, int]:
+    """Send ``head`` in chunks on a fresh connection: what the server answered, and bytes sent.
+
+    A server that closes while bytes it did not read are arriving resets the
+    connection, which may discard its answer: callers of big sends check ``sent``.
+    """
+    sent = 0
+    with socket.create_connection(("127.0.0.1", served.server.port), timeout=30) as sock:
+        try:
+            for start in range(0, len(head), chunk):
+                sent += sock.send(head[start : start + chunk])
+        except OSError:  # the server answered and closed before the rest was sent
+            pass
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while part := sock.recv(65536):
+                answer += part
+    return answer, sent
+
+
+def predict_head(served: Served, extra: list[tuple[str, str]]) -> bytes:
+    body = orjson.dumps({"instances": served.rows[:1]})
+    lines = [
+        f"POST {V1} HTTP/1.1",
+        "Host: 127.0.0.1",
+        f"Authorization: Bearer {served.project.key}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in extra),
+    ]
+    return "\r\n".join(lines).encode() + b"\r\n\r\n" + body
+
+
+def refusal(answer: bytes) -> str:
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 431 Request Header Fields Too Large", answer[:200]
+    head, _, body = rest.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head
+    error = orjson.loads(body)["error"]
+    assert error["code"] == "header_too_large"
+    return str(error["message"])
+
+
+def test_a_request_head_under_the_limits_is_served(served: Served) -> None:
+    fields = [(f"X-Pad-{i}", "v") for i in range(MAX_HEADER_COUNT - 8)]
+    fields.append(("X-Big", "x" * (MAX_HEADER_BYTES - 1024)))
+    answer, _ = raw_request(served, predict_head(served, fields))
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:300]
+
+
+def test_a_request_head_over_the_byte_limit_is_431(served: Served) -> None:
+    answer, _ = raw_request(served, predict_head(served, [("X-Big", "x" * MAX_HEADER_BYTES)]))
+    assert "over 8192 bytes (serve.limits.max_header_bytes)" in refusal(answer)
+
+
+def test_too_many_header_fields_are_431(served: Served) -> None:
+    fields = [(f"X-Pad-{i}", "v") for i in range(MAX_HEADER_COUNT)]
+    answer, _ = raw_request(served, predict_head(served, fields))
+    assert "over 40 header fields (serve.limits.max_header_count)" in refusal(answer)
+
+
+def test_a_header_flood_is_cut_off_without_reading_it_all(served: Served) -> None:
+    """50 MB of one header value: refused once the head passes the cap, not after 50 MB."""
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Flood: " + b"x" * (50 * 1024 * 1024)
+    answer, sent = raw_request(served, head)
+    assert sent < len(head) // 2, "the server kept reading the flood"
+    if answer:  # else the reset of the unread bytes discarded it
+        assert "serve.limits.max_header_bytes" in refusal(answer)
 
 
 # --- clients -------------------------------------------------------------------------------------

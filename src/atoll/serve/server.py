@@ -29,23 +29,15 @@ from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from atoll.spec_serve import LimitsSpec
+
+from .http_protocol import http_protocol
 
 log = logging.getLogger("atoll.serve")
 
 GRACE_S = 20.0
 """In-flight requests get this long to finish once a worker stops accepting."""
-
-
-class NoDelayHttpProtocol(HttpToolsProtocol):
-    """httptools, with Nagle's algorithm off on every connection."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -91,18 +83,18 @@ class DrainingServer(uvicorn.Server):
         loop.call_soon_threadsafe(loop.call_later, self.drain_s, super().handle_exit, sig, frame)
 
 
-def uvicorn_config(app: Any, *, keepalive_s: float, max_connections: int) -> uvicorn.Config:
+def uvicorn_config(app: Any, limits: LimitsSpec) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http=NoDelayHttpProtocol,
+        http=http_protocol(limits.max_header_bytes, limits.max_header_count),
         lifespan="on",
         access_log=False,  # our middleware writes structured access lines
         proxy_headers=False,  # X-Forwarded-For from anyone must not pick the rate-limit address
         server_header=False,
         date_header=True,
-        timeout_keep_alive=int(keepalive_s),
-        limit_concurrency=max_connections,
+        timeout_keep_alive=int(limits.keepalive_s),
+        limit_concurrency=limits.max_connections,
         timeout_graceful_shutdown=int(GRACE_S),
         log_config=None,
     )

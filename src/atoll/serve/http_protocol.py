@@ -1,0 +1,114 @@
+"""Each worker's HTTP/1.1 protocol: httptools, Nagle's algorithm off, a cap on request heads.
+
+uvicorn's httptools protocol keeps a request line and headers of any size and
+any number of fields (llhttp sets no limit, and uvicorn caps only h11's): a
+client could send megabytes of headers, or thousands of fields, per request.
+This one answers 431 and closes the connection once a request head passes
+``serve.limits.max_header_bytes`` (request line and headers, 16 KiB) or
+``serve.limits.max_header_count`` fields (100), the limits of
+research/security.md §4. Bytes are counted as they arrive while a head is
+incomplete, so memory stays within the cap plus one read; the exact size and
+count are checked once the head is complete.
+
+Nagle's algorithm is off on every connection: with it, uvicorn #3149, every
+keep-alive response waited ~40 ms for a delayed ACK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import ClassVar
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from atoll.spec_serve import KIB
+
+log = logging.getLogger("atoll.serve")
+
+_FIELD_OVERHEAD = 4  # ": " and CRLF around each header field
+_STATUS = b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+_HEADERS = (
+    b"content-type: application/json\r\n"
+    b"connection: close\r\n"
+    b"x-content-type-options: nosniff\r\n"
+    b"cache-control: no-store\r\n"
+)
+
+
+class HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a refused head."""
+
+
+class HardenedHttpProtocol(HttpToolsProtocol):
+    """See the module docstring; :func:`http_protocol` sets the limits."""
+
+    max_head_bytes: ClassVar[int] = 16 * KIB
+    max_header_count: ClassVar[int] = 100
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._in_body = False
+        self._head_bytes = 0
+        self._refused = False
+        super().connection_made(transport)  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:  # answered and closing: nothing more is read
+            return
+        if not self._in_body:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if not self._in_body and self._head_bytes > self.max_head_bytes and not self._refused:
+            self._refuse_size()
+
+    def on_headers_complete(self) -> None:
+        self._in_body = True
+        self._head_bytes = 0
+        headers = self.headers
+        if len(headers) > self.max_header_count:
+            self._refuse(
+                f"the request has over {self.max_header_count} header fields", "max_header_count"
+            )
+            raise HeadTooLarge
+        fields = sum(len(name) + len(value) for name, value in headers)
+        if len(self.url) + fields + _FIELD_OVERHEAD * len(headers) > self.max_head_bytes:
+            self._refuse_size()
+            raise HeadTooLarge
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False  # the next bytes begin the next request's head
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._refused:  # ours was answered already (431)
+            super().send_400_response(msg)
+
+    def _refuse_size(self) -> None:
+        self._refuse(f"the request head is over {self.max_head_bytes} bytes", "max_header_bytes")
+
+    def _refuse(self, why: str, setting: str) -> None:
+        self._refused = True
+        message = f"{why} (serve.limits.{setting})"
+        client = self.client[0] if self.client else "?"
+        log.warning("refused a request from %s: %s", client, message)
+        body = orjson.dumps({"error": {"code": "header_too_large", "message": message}})
+        length = b"content-length: %d\r\n\r\n" % len(body)
+        self.transport.write(_STATUS + _HEADERS + length + body)
+        self.transport.close()
+
+
+def http_protocol(max_head_bytes: int, max_header_count: int) -> type[HardenedHttpProtocol]:
+    """The protocol class with these limits (uvicorn makes one instance per connection)."""
+    return type(
+        "HardenedHttpProtocol",
+        (HardenedHttpProtocol,),
+        {"max_head_bytes": max_head_bytes, "max_header_count": max_header_count},
+    )
