@@ -33,7 +33,7 @@ def answered(columns: dict[str, Any], prediction: Prediction, ids: list[str]) ->
     )
 
 
-CASES = {
+CASES: dict[str, tuple[dict[str, Any], Prediction]] = {
     "one row, classes as ints": (
         {"age": [41], "income": [52000.5], "city": ["Lyon"], "missing": [None], "ok": [True]},
         Prediction(np.array([1]), np.array([[0.25, 0.75]]), [0, 1]),

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from atoll.model.predictor import Prediction
+from atoll.serve.errors import LogUnavailable
 from atoll.serve.logframes import Answered
-from atoll.serve.logship import LogProcess, LogUnavailable, ProcessSettings
+from atoll.serve.logship import LogProcess, ProcessSettings
 from atoll.store.db import create_engine_for, migrate
-from atoll.store.predlog import read_log
+from atoll.store.predlog import PredictionLog, read_log
 from tests.serve.test_logframes import SCHEMA
 
 WAIT_S = 60.0  # a bound on waiting for the process; never a speed check
@@ -40,6 +41,20 @@ def settings(db_url: str, tmp_path: Path, durability: str = "batched") -> Proces
         flush_interval_s=0.05,
         queue_size=10_000,
     )
+
+
+def log_process(db_url: str, tmp_path: Path, durability: str = "batched") -> LogProcess:
+    """A log process, and the worker's own writer it falls back on (started)."""
+    engine = create_engine_for(db_url)
+    fallback = PredictionLog(engine, tmp_path / "spill", durability=durability)  # type: ignore[arg-type]
+    fallback.start()
+    return LogProcess(settings(db_url, tmp_path, durability), fallback)
+
+
+async def shut(process: LogProcess) -> None:
+    await process.close()
+    await asyncio.to_thread(process.fallback.close)
+    process.fallback.engine.dispose()
 
 
 def answer(i: int) -> Answered:
@@ -78,7 +93,7 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 def test_batched_answers_are_all_written_by_close(db_url: str, tmp_path: Path) -> None:
     async def main() -> None:
-        process = LogProcess(settings(db_url, tmp_path))
+        process = log_process(db_url, tmp_path)
         process.start()
         assert await process.wait_ready(WAIT_S)
         assert process.accepting
@@ -86,7 +101,7 @@ def test_batched_answers_are_all_written_by_close(db_url: str, tmp_path: Path) -
             assert process.send(answer(i), time.time(), answer(i).columns, wait=False) is None
             if i % 50 == 0:
                 await asyncio.sleep(0)  # a few loop turns: several writes to the pipe
-        await process.close()
+        await shut(process)
         assert process.stats.written == 300
         assert process.stats.pending == 0
         assert not process.accepting
@@ -99,7 +114,7 @@ def test_a_strict_answer_is_acknowledged_once_it_is_in_the_database(
     db_url: str, tmp_path: Path
 ) -> None:
     async def main() -> None:
-        process = LogProcess(settings(db_url, tmp_path, "strict"))
+        process = log_process(db_url, tmp_path, "strict")
         process.start()
         assert await process.wait_ready(WAIT_S)
         futures = [
@@ -109,14 +124,14 @@ def test_a_strict_answer_is_acknowledged_once_it_is_in_the_database(
             assert future is not None
             await asyncio.wait_for(future, WAIT_S)
             assert answer(i).ids[0] in logged(db_url)
-        await process.close()
+        await shut(process)
 
     run(main)
 
 
 def test_a_refused_strict_answer_fails_its_own_future(db_url: str, tmp_path: Path) -> None:
     async def main() -> None:
-        process = LogProcess(settings(db_url, tmp_path, "strict"))
+        process = log_process(db_url, tmp_path, "strict")
         process.start()
         assert await process.wait_ready(WAIT_S)
         bad = Answered(**{**answer(1).__dict__, "request_id": "r" * 65})  # over 64 characters
@@ -126,7 +141,7 @@ def test_a_refused_strict_answer_fails_its_own_future(db_url: str, tmp_path: Pat
         with pytest.raises(ValueError, match="request_id"):
             await asyncio.wait_for(refused, WAIT_S)
         await asyncio.wait_for(good, WAIT_S)
-        await process.close()
+        await shut(process)
         assert process.stats.failed == 1
 
     run(main)
@@ -135,7 +150,7 @@ def test_a_refused_strict_answer_fails_its_own_future(db_url: str, tmp_path: Pat
 
 def test_a_killed_process_fails_its_waiters_and_is_restarted(db_url: str, tmp_path: Path) -> None:
     async def main() -> None:
-        process = LogProcess(settings(db_url, tmp_path, "strict"))
+        process = log_process(db_url, tmp_path, "strict")
         process.start()
         assert await process.wait_ready(WAIT_S)
         first = process.send(answer(1), time.time(), answer(1).columns, wait=True)
@@ -155,7 +170,7 @@ def test_a_killed_process_fails_its_waiters_and_is_restarted(db_url: str, tmp_pa
         again = process.send(answer(3), time.time(), answer(3).columns, wait=True)
         assert again is not None
         await asyncio.wait_for(again, WAIT_S)
-        await process.close()
+        await shut(process)
         assert process.stats.written == 2
         assert process.stats.failed == 1  # the answer the killed process never wrote
 
@@ -169,7 +184,7 @@ def test_the_worker_vanishing_makes_the_process_write_out_and_exit(
     """What kill -9 of a worker leaves: the process sees its input end, writes, and exits."""
 
     async def main() -> None:
-        process = LogProcess(settings(db_url, tmp_path))
+        process = log_process(db_url, tmp_path)
         process.start()
         assert await process.wait_ready(WAIT_S)
         for i in range(50):
@@ -179,7 +194,7 @@ def test_the_worker_vanishing_makes_the_process_write_out_and_exit(
         assert child is not None and process._stdin is not None
         process._stdin.transport.abort()  # the pipe closes as a dead worker's would
         assert await asyncio.wait_for(child.wait(), WAIT_S) == 0
-        await process.close()
+        await shut(process)
 
     run(main)
     assert logged(db_url) == sorted(answer(i).ids[0] for i in range(50))
@@ -187,13 +202,46 @@ def test_the_worker_vanishing_makes_the_process_write_out_and_exit(
 
 def test_settings_never_reach_the_command_line(db_url: str, tmp_path: Path) -> None:
     async def main() -> None:
-        process = LogProcess(settings(db_url, tmp_path))
+        process = log_process(db_url, tmp_path)
         process.start()
         assert await process.wait_ready(WAIT_S)
         child = process._process
         assert child is not None
         command = Path(f"/proc/{child.pid}/cmdline").read_bytes()
         assert db_url.encode() not in command
-        await process.close()
+        await shut(process)
 
     run(main)
+
+
+def test_a_process_that_cannot_start_leaves_the_worker_writing_and_closes(
+    db_url: str, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        process = log_process(db_url, tmp_path)
+        process.settings = settings(db_url, tmp_path, "sometimes")  # the process exits at once
+        process.start()
+        # wait_ready returns once the first start fails, not at its own (long) timeout
+        assert not await asyncio.wait_for(process.wait_ready(10 * WAIT_S), WAIT_S)
+        assert not process.accepting
+        await asyncio.wait_for(shut(process), WAIT_S)
+
+    run(main)
+
+
+def test_lines_the_process_never_got_are_written_by_the_worker(db_url: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        process = log_process(db_url, tmp_path, "strict")
+        process.start()
+        assert await process.wait_ready(WAIT_S)
+        batched = process.send(answer(1), time.time(), answer(1).columns, wait=False)
+        strict = process.send(answer(2), time.time(), answer(2).columns, wait=True)
+        assert batched is None and strict is not None
+        assert process._stdin is not None
+        process._stdin.transport.abort()  # the pipe breaks before this loop turn's write
+        await asyncio.wait_for(strict, WAIT_S)  # acknowledged by the worker's own writer
+        await shut(process)
+        assert process.stats.failed == 0
+
+    run(main)
+    assert logged(db_url) == sorted([answer(1).ids[0], answer(2).ids[0]])

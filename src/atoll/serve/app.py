@@ -218,7 +218,7 @@ async def _build_state(registry: Registry, options: AppOptions) -> ServerState:
         prediction_log,
         options.log,
         settings.variable(PII_PEPPER_VARIABLE),
-        _log_process(options) if prediction_log is not None else None,
+        _log_process(options, prediction_log) if prediction_log is not None else None,
     )
     await recorder.start()
     service = PredictService(models, recorder, spec, on_prediction=metrics.observe_prediction)
@@ -234,7 +234,7 @@ async def _build_state(registry: Registry, options: AppOptions) -> ServerState:
     )
 
 
-def _log_process(options: AppOptions) -> LogProcess | None:
+def _log_process(options: AppOptions, fallback: PredictionLog) -> LogProcess | None:
     """The log process of this worker, unless ``monitor.log.writer`` keeps the writer in it."""
     spec = options.log
     if spec.writer != "process":
@@ -246,7 +246,8 @@ def _log_process(options: AppOptions) -> LogProcess | None:
             durability=spec.durability,
             flush_interval_s=spec.flush_ms / 1000,
             queue_size=spec.queue_size,
-        )
+        ),
+        fallback,
     )
 
 

@@ -102,6 +102,16 @@ class PredictionTimeout(ServeError):
     code = "timeout"
 
 
+class LogUnavailable(ServeError):
+    """Strict durability could not be confirmed (the log stopped, or took too long): no answer."""
+
+    status = 503
+    code = "prediction_log_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
+
+
 class InvalidOutput(ServeError):
     """The model answered something that is not a valid prediction: never sent."""
 

@@ -54,6 +54,8 @@ def decode_json(body: bytes, max_depth: int, decode: Callable[[Any], T]) -> T:
     data = parse_json(body)
     try:
         return decode(data)
+    except JsonTooDeep:
+        raise
     except BadRequest:
         if is_deeper(data, max_depth):
             raise _too_deep(max_depth) from None

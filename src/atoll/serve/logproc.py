@@ -46,10 +46,12 @@ STATS_INTERVAL_S = 0.2
 
 
 class Outbox:
-    """Writes the process's answers to the worker from one thread, a line per wake-up.
+    """Writes the process's answers to the worker from one thread, a line per kind per wake-up.
 
     Acknowledgements come from the writer thread as batches commit; collecting
-    them here makes one line per group commit, not one per request.
+    them here makes one line per group commit, not one per request. Lines are
+    written outside the lock, so a worker slow to read never holds up the
+    writer thread's acknowledgements.
     """
 
     def __init__(self, stream: IO[bytes], log_writer: PredictionLog) -> None:
@@ -58,6 +60,7 @@ class Outbox:
         self._cond = threading.Condition()
         self._done: list[int] = []
         self._failed: list[tuple[int, str]] = []
+        self._messages: list[dict[str, Any]] = []
         self._closed = False
         self._last_stats: dict[str, Any] | None = None
         self._thread = threading.Thread(target=self._run, name="atoll-logproc-out", daemon=True)
@@ -83,7 +86,8 @@ class Outbox:
 
     def send(self, message: dict[str, Any]) -> None:
         with self._cond:
-            self._write(message)
+            self._messages.append(message)
+            self._cond.notify()
 
     def close(self) -> None:
         """Send what is left and the final counts, then stop."""
@@ -95,28 +99,29 @@ class Outbox:
     def _run(self) -> None:
         while True:
             with self._cond:
-                if not (self._done or self._failed or self._closed):
+                if not (self._done or self._failed or self._messages or self._closed):
                     self._cond.wait(STATS_INTERVAL_S)
-                done, self._done = self._done, []
-                failed, self._failed = self._failed, []
+                messages, self._messages = self._messages, []
+                if self._done:
+                    messages.append({"done": self._done})
+                    self._done = []
+                if self._failed:
+                    messages.append({"failed": self._failed})
+                    self._failed = []
                 closed = self._closed
-                if done:
-                    self._write({"done": done})
-                if failed:
-                    self._write({"failed": failed})
-                self._send_stats()
+            stats = dataclasses.asdict(self._log.stats)
+            if stats != self._last_stats:
+                self._last_stats = stats
+                messages.append({"stats": stats})
+            self._write(messages)
             if closed:
                 return
 
-    def _send_stats(self) -> None:
-        stats = dataclasses.asdict(self._log.stats)
-        if stats != self._last_stats:
-            self._last_stats = stats
-            self._write({"stats": stats})
-
-    def _write(self, message: dict[str, Any]) -> None:
+    def _write(self, messages: list[dict[str, Any]]) -> None:
+        if not messages:
+            return
         try:
-            self._stream.write(orjson.dumps(message) + b"\n")
+            self._stream.write(b"".join(orjson.dumps(m) + b"\n" for m in messages))
             self._stream.flush()
         except (BrokenPipeError, ValueError):  # the worker is gone: keep writing the log
             pass

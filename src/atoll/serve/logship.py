@@ -17,31 +17,24 @@ import logging
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
 
 from atoll.spec_serve import MIB
-from atoll.store.predlog import LogStats
+from atoll.store.predlog import LogStats, PredictionLog
 
-from .errors import ServeError
-from .logframes import Answered, encode
+from .errors import LogUnavailable
+from .logframes import Answered, encode, parse
 
 log = logging.getLogger("atoll.serve")
 
 MODULE = "atoll.serve.logproc"
 RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+EXIT_WAIT_S = 60.0
+"""How long a process whose output ended (or could not be read) gets to write out and exit."""
 _NO_STATS = LogStats(written=0, spilled=0, replayed=0, pending=0, spilling=False)
-
-
-class LogUnavailable(ServeError):
-    """Strict durability could not be confirmed: the log process stopped. Not acknowledged."""
-
-    status = 503
-    code = "prediction_log_unavailable"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, headers={"Retry-After": "1"})
 
 
 @dataclass(frozen=True)
@@ -58,8 +51,15 @@ class ProcessSettings:
 class LogProcess:
     """Starts, feeds and restarts one worker's log process."""
 
-    def __init__(self, settings: ProcessSettings, *, max_buffer_bytes: int = 16 * MIB) -> None:
+    def __init__(
+        self,
+        settings: ProcessSettings,
+        fallback: PredictionLog,
+        *,
+        max_buffer_bytes: int = 16 * MIB,
+    ) -> None:
         self.settings = settings
+        self.fallback = fallback
         self.max_buffer_bytes = max_buffer_bytes
         self._stdin: asyncio.StreamWriter | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -71,17 +71,18 @@ class LogProcess:
         self._stats = _NO_STATS  # the running process's last report
         self._before = _NO_STATS  # what processes before it did
         self._shipped = 0
-        self._closing = False
         self._ready = asyncio.Event()
+        self._settled = asyncio.Event()  # the first start came up, or failed
+        self._closed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
     def accepting(self) -> bool:
         """Whether a record sent now goes to the process (else: the worker's own writer)."""
         stdin = self._stdin
-        return stdin is not None and (
-            stdin.transport.get_write_buffer_size() < self.max_buffer_bytes
-        )
+        if stdin is None or stdin.transport.is_closing():
+            return False
+        return stdin.transport.get_write_buffer_size() < self.max_buffer_bytes
 
     @property
     def stats(self) -> LogStats:
@@ -102,9 +103,12 @@ class LogProcess:
             self._task = asyncio.get_running_loop().create_task(self._supervise())
 
     async def wait_ready(self, timeout_s: float) -> bool:
-        """Whether the process came up within ``timeout_s`` (until then records stay in-process)."""
+        """Whether the process came up (waits at most ``timeout_s``, less if it fails at once).
+
+        Until it is up, records stay in-process.
+        """
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout_s)
+            await asyncio.wait_for(self._settled.wait(), timeout_s)
         return self._ready.is_set()
 
     def send(
@@ -135,7 +139,7 @@ class LogProcess:
 
     async def close(self, timeout_s: float = 60.0) -> None:
         """Hand over the last lines, let the process write everything out, and wait for it."""
-        self._closing = True
+        self._closed.set()  # a restart that waits gives up
         self._flush()
         if self._stdin is not None:
             self._stdin.close()  # end of input: the process writes what it has, then exits
@@ -151,21 +155,28 @@ class LogProcess:
 
     def _flush(self) -> None:
         self._flush_soon = False
-        if self._lines and self._stdin is not None:
-            self._stdin.write(b"".join(self._lines))
-            self._lines.clear()
-            self._shipped += self._unsent
-            self._unsent = 0
+        stdin = self._stdin
+        if not self._lines or stdin is None or stdin.transport.is_closing():
+            return  # kept: the next process, or the worker's own writer, takes them
+        try:
+            stdin.write(b"".join(self._lines))
+        except (RuntimeError, OSError):  # the pipe closed under us: the process is going
+            return
+        self._lines.clear()
+        self._shipped += self._unsent
+        self._unsent = 0
 
     async def _supervise(self) -> None:
         attempt = 0
-        while not self._closing:
+        while not self._closed.is_set():
             try:
                 await self._run_once()
             except Exception:
                 log.exception("the prediction log process failed")
+            if self._ready.is_set():  # it ran: a later crash starts the delays over
+                attempt = 0
             self._lost()
-            if self._closing:
+            if self._closed.is_set():
                 return
             delay = RESTART_DELAYS_S[min(attempt, len(RESTART_DELAYS_S) - 1)]
             attempt += 1
@@ -174,7 +185,8 @@ class LogProcess:
                 "(until then this worker writes its log itself)",
                 delay,
             )
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), delay)
 
     async def _run_once(self) -> None:
         process = self._process = await asyncio.create_subprocess_exec(
@@ -188,8 +200,17 @@ class LogProcess:
         assert process.stdin is not None and process.stdout is not None
         settings = dict(self.settings.__dict__)
         process.stdin.write(orjson.dumps(settings) + b"\n")
-        await self._read(process.stdout, process.stdin)
-        code = await process.wait()
+        try:
+            await self._read(process.stdout, process.stdin)
+        finally:
+            self._stdin = None  # its output ended: nothing more goes to it
+            process.stdin.close()
+            try:
+                code = await asyncio.wait_for(process.wait(), EXIT_WAIT_S)
+            except TimeoutError:
+                log.error("the prediction log process did not exit; killing it")
+                process.kill()
+                code = await process.wait()
         if code != 0:
             log.error("the prediction log process exited with status %d", code)
 
@@ -201,7 +222,11 @@ class LogProcess:
                 return
             *lines, partial = (partial + chunk).split(b"\n")
             for line in lines:
-                message = orjson.loads(line)
+                try:
+                    message = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    log.error("the prediction log process wrote %r", line[:200])
+                    continue
                 if "done" in message:
                     self._resolve(message["done"], None)
                 elif "failed" in message:
@@ -210,11 +235,12 @@ class LogProcess:
                 elif "stats" in message:
                     self._stats = LogStats(**message["stats"])
                 elif message.get("ready"):
-                    if self._closing:  # closed while it started: it has nothing to write
+                    if self._closed.is_set():  # closed while it started: it has nothing to write
                         stdin.close()
                         continue
                     self._stdin = stdin
                     self._ready.set()
+                    self._settled.set()
                     self._flush()
 
     def _resolve(self, seqs: list[int], error: BaseException | None) -> None:
@@ -232,8 +258,9 @@ class LogProcess:
         """The process is gone: nothing more goes to it; whoever waits learns it."""
         self._stdin = None
         self._ready.clear()
+        self._settled.set()
         stats = self._stats
-        lost = self._shipped + self._unsent - stats.written - stats.spilled - stats.failed
+        lost = self._shipped - stats.written - stats.spilled - stats.failed
         if lost > 0:
             log.error(
                 "the prediction log process stopped; up to %d record(s) sent to it were not "
@@ -251,10 +278,30 @@ class LogProcess:
         )
         self._stats = _NO_STATS
         self._shipped = self._unsent = 0
-        self._lines.clear()
         waiting, self._waiting = self._waiting, {}
+        for line in self._lines:  # never sent: the worker writes them itself
+            frame = parse(line)
+            if not frame.seq:
+                self.fallback.queue_later(frame.count, frame.build)
+                continue
+            future = waiting.pop(frame.seq, None)
+            durable = asyncio.wrap_future(self.fallback.submit_later(frame.count, frame.build))
+            if future is not None:
+                durable.add_done_callback(partial(_follow, future))
+        self._lines.clear()
         for future in waiting.values():
             if not future.done():
                 future.set_exception(
                     LogUnavailable("the prediction log stopped before this answer was logged")
                 )
+
+
+def _follow(target: asyncio.Future[None], source: asyncio.Future[None]) -> None:
+    """Give ``target`` the outcome of ``source`` (unless someone gave up on it already)."""
+    if target.done():
+        return
+    error = source.exception()
+    if error is None:
+        target.set_result(None)
+    else:
+        target.set_exception(error)

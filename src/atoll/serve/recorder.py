@@ -80,25 +80,27 @@ class Recorder:
         rate = self._spec.sample
         return rate >= 1.0 or random.random() < rate
 
-    def record(self, answered: Answered) -> asyncio.Future[None] | None:
+    def record(self, answered: Answered, *, wait: bool = True) -> asyncio.Future[None] | None:
         """Queue one record per row; returns, with strict durability, their future.
 
         The future resolves once the records are durable. A batched server never
-        waits for its records, so it gets None and no future is made.
+        waits for its records, so it gets None and no future is made; nor does
+        a caller that says it will not ``wait`` (a shadow's answers).
         """
         log = self._log
         if log is None:
             return None
         answered_at = time.time()
+        strict = wait and self.strict
         process = self._process
         if process is not None and process.accepting:
             inputs = self._redactor.columns(answered.schema, answered.columns)
             try:
-                return process.send(answered, answered_at, inputs, self.strict)
+                return process.send(answered, answered_at, inputs, strict)
             except ValueError:
                 pass  # a value JSON cannot hold: the writer below refuses it, logged and counted
         build = partial(self._rows, answered, answered_at)
-        if self.strict:
+        if strict:
             return asyncio.wrap_future(log.submit_later(len(answered.ids), build))
         log.queue_later(len(answered.ids), build)
         return None

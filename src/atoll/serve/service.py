@@ -16,7 +16,7 @@ from atoll.model.predictor import Prediction
 from atoll.spec_serve import ServeSpec
 
 from .batching import Columns
-from .errors import PredictionTimeout
+from .errors import LogUnavailable, PredictionTimeout
 from .ids import prediction_ids
 from .models import LoadedVersion, ModelSet
 from .recorder import Answered, Recorder
@@ -35,6 +35,11 @@ class Answer:
     model: str
     version: int
     ids: list[str]
+
+
+def _outcome_unread(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # read, so asyncio does not report it as never retrieved
 
 
 def _expire(future: asyncio.Future[Prediction], timeout: float) -> None:
@@ -95,7 +100,7 @@ class PredictService:
                 )
             )
             if durable is not None:  # strict durability: answer once the records are durable
-                await durable
+                await self._confirmed(durable)
             if role == "primary" and version is None and slot.shadow is not None:
                 self._shadow(slot.shadow, columns, n_rows, ids, request_id, key_id)
         if self._on_prediction is not None:
@@ -120,6 +125,15 @@ class PredictService:
             return await future
         finally:
             timer.cancel()
+
+    async def _confirmed(self, durable: asyncio.Future[None]) -> None:
+        """Wait for the records to be durable, or a 503 after the request timeout (no answer)."""
+        timeout = self._spec.limits.request_timeout_s
+        done, _ = await asyncio.wait((durable,), timeout=timeout)
+        if not done:
+            durable.add_done_callback(_outcome_unread)  # it no longer answers anyone
+            raise LogUnavailable(f"the prediction log did not confirm within {timeout:g} s")
+        durable.result()  # its error, if any
 
     def _known(self, columns: Columns, loaded: LoadedVersion) -> Columns:
         """With ``unknown_columns: ignore``, drop what the schema does not know (MLflow's habit)."""
@@ -158,7 +172,8 @@ class PredictService:
                     request_id,
                     0.0,
                     key_id,
-                )
+                ),
+                wait=False,
             )
 
         task = asyncio.get_running_loop().create_task(run())
