@@ -154,6 +154,7 @@ def _column_values(values: Any) -> Any:
 
 
 _NONE = frozenset({type(None)})
+_TEXT_OR_NONE = _NONE | {str}
 _INTS = frozenset({int, np.int8, np.int16, np.int32, np.int64})
 _FLOATS = frozenset({float, np.float16, np.float32, np.float64})
 _NUMBERS = _INTS | _FLOATS
@@ -519,12 +520,7 @@ def _parse(raw: npt.NDArray[Any]) -> Cast:
     pd = _pandas.required()
     null = _isna(raw)
     text = raw.copy()
-    refused = np.fromiter(
-        (isinstance(v, int | float | np.number) or _is_word(v) for v in raw.tolist()),
-        dtype=bool,
-        count=len(raw),
-    )
-    text[refused] = None
+    text[_unparsable(raw.tolist())] = None
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     stamps = _in_ns_range(np.asarray(parsed.tz_localize(None)))
     return stamps, np.isnat(stamps) & ~null
@@ -532,6 +528,22 @@ def _parse(raw: npt.NDArray[Any]) -> Cast:
 
 def _is_word(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()[:1].isdigit()
+
+
+def _unparsable(values: list[Any]) -> BoolArray:
+    """Which values :func:`_parse` keeps from pandas: numbers and words.
+
+    A column of text and nulls (what JSON bodies give) is tested in one list
+    comprehension: a call per value cost ~3 ms of a 1,000-row request.
+    """
+    if set(map(type, values)) <= _TEXT_OR_NONE:
+        words = [v is not None and not v.strip()[:1].isdigit() for v in values]
+        return np.array(words, dtype=bool).reshape(len(values))
+    return np.fromiter(
+        (isinstance(v, int | float | np.number) or _is_word(v) for v in values),
+        dtype=bool,
+        count=len(values),
+    )
 
 
 def _in_ns_range(values: npt.NDArray[np.datetime64]) -> npt.NDArray[np.datetime64]:

@@ -411,3 +411,20 @@ def test_a_user_step_or_a_frame_needs_pandas(no_pandas: None) -> None:
     validated = SCHEMA.validate([{"age": 30}], "predict")
     with pytest.raises(MissingDependencyError, match=r"pip install 'atoll\[full\]'"):
         validated.frame  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["2024-01-02", " 2024-01-02", "today", "now", "", "   ", "+2024-01-02", "T12:00", None],
+        ["2024-01-02", 1700000000, 1.5, np.int64(3), "today", None, math.nan],
+    ],
+    ids=["text and nulls", "mixed"],
+)
+def test_the_values_kept_from_pandas_are_numbers_and_words(values: list[Any]) -> None:
+    expected = [
+        isinstance(v, int | float | np.number)
+        or (isinstance(v, str) and not v.strip()[:1].isdigit())
+        for v in values
+    ]
+    assert _validate._unparsable(values).tolist() == expected
