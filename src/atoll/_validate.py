@@ -538,7 +538,7 @@ def _unparsable(values: list[Any]) -> BoolArray:
     """
     if set(map(type, values)) <= _TEXT_OR_NONE:
         words = [v is not None and not v.strip()[:1].isdigit() for v in values]
-        return np.array(words, dtype=bool).reshape(len(values))
+        return np.array(words, dtype=bool)
     return np.fromiter(
         (isinstance(v, int | float | np.number) or _is_word(v) for v in values),
         dtype=bool,

@@ -15,10 +15,10 @@ import pytest
 
 from atoll.model.predictor import Prediction
 from atoll.serve.errors import LogUnavailable
-from atoll.serve.logframes import Answered
-from atoll.serve.logship import LogProcess, ProcessSettings
+from atoll.serve.logframes import Answered, ProcessSettings
+from atoll.serve.logship import LogProcess
 from atoll.store.db import create_engine_for, migrate
-from atoll.store.predlog import PredictionLog, read_log
+from atoll.store.predlog import Durability, PredictionLog, read_log
 from tests.serve.test_logframes import SCHEMA
 
 WAIT_S = 60.0  # a bound on waiting for the process; never a speed check
@@ -33,7 +33,7 @@ def db_url(tmp_path: Path) -> str:
     return url
 
 
-def settings(db_url: str, tmp_path: Path, durability: str = "batched") -> ProcessSettings:
+def settings(db_url: str, tmp_path: Path, durability: Durability = "batched") -> ProcessSettings:
     return ProcessSettings(
         db_url=db_url,
         spill_dir=str(tmp_path / "spill"),
@@ -43,12 +43,20 @@ def settings(db_url: str, tmp_path: Path, durability: str = "batched") -> Proces
     )
 
 
-def log_process(db_url: str, tmp_path: Path, durability: str = "batched") -> LogProcess:
+def log_process(db_url: str, tmp_path: Path, durability: Durability = "batched") -> LogProcess:
     """A log process, and the worker's own writer it falls back on (started)."""
     engine = create_engine_for(db_url)
-    fallback = PredictionLog(engine, tmp_path / "spill", durability=durability)  # type: ignore[arg-type]
+    fallback = PredictionLog(engine, tmp_path / "spill", durability=durability)
     fallback.start()
     return LogProcess(settings(db_url, tmp_path, durability), fallback)
+
+
+async def started(db_url: str, tmp_path: Path, durability: Durability = "batched") -> LogProcess:
+    """:func:`log_process`, started and up."""
+    process = log_process(db_url, tmp_path, durability)
+    process.start()
+    assert await process.wait_ready(WAIT_S)
+    return process
 
 
 async def shut(process: LogProcess) -> None:
@@ -93,9 +101,7 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 def test_batched_answers_are_all_written_by_close(db_url: str, tmp_path: Path) -> None:
     async def main() -> None:
-        process = log_process(db_url, tmp_path)
-        process.start()
-        assert await process.wait_ready(WAIT_S)
+        process = await started(db_url, tmp_path)
         assert process.accepting
         for i in range(300):
             assert process.send(answer(i), time.time(), answer(i).columns, wait=False) is None
@@ -114,9 +120,7 @@ def test_a_strict_answer_is_acknowledged_once_it_is_in_the_database(
     db_url: str, tmp_path: Path
 ) -> None:
     async def main() -> None:
-        process = log_process(db_url, tmp_path, "strict")
-        process.start()
-        assert await process.wait_ready(WAIT_S)
+        process = await started(db_url, tmp_path, "strict")
         futures = [
             process.send(answer(i), time.time(), answer(i).columns, wait=True) for i in range(20)
         ]
@@ -131,9 +135,7 @@ def test_a_strict_answer_is_acknowledged_once_it_is_in_the_database(
 
 def test_a_refused_strict_answer_fails_its_own_future(db_url: str, tmp_path: Path) -> None:
     async def main() -> None:
-        process = log_process(db_url, tmp_path, "strict")
-        process.start()
-        assert await process.wait_ready(WAIT_S)
+        process = await started(db_url, tmp_path, "strict")
         bad = Answered(**{**answer(1).__dict__, "request_id": "r" * 65})  # over 64 characters
         refused = process.send(bad, time.time(), bad.columns, wait=True)
         good = process.send(answer(2), time.time(), answer(2).columns, wait=True)
@@ -150,9 +152,7 @@ def test_a_refused_strict_answer_fails_its_own_future(db_url: str, tmp_path: Pat
 
 def test_a_killed_process_fails_its_waiters_and_is_restarted(db_url: str, tmp_path: Path) -> None:
     async def main() -> None:
-        process = log_process(db_url, tmp_path, "strict")
-        process.start()
-        assert await process.wait_ready(WAIT_S)
+        process = await started(db_url, tmp_path, "strict")
         first = process.send(answer(1), time.time(), answer(1).columns, wait=True)
         assert first is not None
         await asyncio.wait_for(first, WAIT_S)
@@ -184,9 +184,7 @@ def test_the_worker_vanishing_makes_the_process_write_out_and_exit(
     """What kill -9 of a worker leaves: the process sees its input end, writes, and exits."""
 
     async def main() -> None:
-        process = log_process(db_url, tmp_path)
-        process.start()
-        assert await process.wait_ready(WAIT_S)
+        process = await started(db_url, tmp_path)
         for i in range(50):
             process.send(answer(i), time.time(), answer(i).columns, wait=False)
         await asyncio.sleep(0)  # one loop turn: the lines are written to the pipe
@@ -202,9 +200,7 @@ def test_the_worker_vanishing_makes_the_process_write_out_and_exit(
 
 def test_settings_never_reach_the_command_line(db_url: str, tmp_path: Path) -> None:
     async def main() -> None:
-        process = log_process(db_url, tmp_path)
-        process.start()
-        assert await process.wait_ready(WAIT_S)
+        process = await started(db_url, tmp_path)
         child = process._process
         assert child is not None
         command = Path(f"/proc/{child.pid}/cmdline").read_bytes()
@@ -219,7 +215,7 @@ def test_a_process_that_cannot_start_leaves_the_worker_writing_and_closes(
 ) -> None:
     async def main() -> None:
         process = log_process(db_url, tmp_path)
-        process.settings = settings(db_url, tmp_path, "sometimes")  # the process exits at once
+        process.settings = settings(db_url, tmp_path, "sometimes")  # type: ignore[arg-type]  # exits
         process.start()
         # wait_ready returns once the first start fails, not at its own (long) timeout
         assert not await asyncio.wait_for(process.wait_ready(10 * WAIT_S), WAIT_S)
@@ -231,9 +227,7 @@ def test_a_process_that_cannot_start_leaves_the_worker_writing_and_closes(
 
 def test_lines_the_process_never_got_are_written_by_the_worker(db_url: str, tmp_path: Path) -> None:
     async def main() -> None:
-        process = log_process(db_url, tmp_path, "strict")
-        process.start()
-        assert await process.wait_ready(WAIT_S)
+        process = await started(db_url, tmp_path, "strict")
         batched = process.send(answer(1), time.time(), answer(1).columns, wait=False)
         strict = process.send(answer(2), time.time(), answer(2).columns, wait=True)
         assert batched is None and strict is not None

@@ -38,7 +38,8 @@ from .docs import docs_routes
 from .errors import Problem, envelope, problem_for
 from .hot_routes import ErrorHandler, HotRoutes
 from .limits import ACCESS_LOGGER, harden_from_spec
-from .logship import LogProcess, ProcessSettings
+from .logframes import ProcessSettings
+from .logship import LogProcess
 from .memory import settle_memory
 from .metrics import LOG_OUTCOMES, get_metrics
 from .models import ModelSet
@@ -230,7 +231,6 @@ async def _build_state(registry: Registry, options: AppOptions) -> ServerState:
         service=service,
         auth=auth,
         metrics=metrics,
-        strict_log=options.log.durability == "strict",
     )
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from atoll.model.outputs import output_records
-from atoll.store.predlog import LogRequest, Row, RowBuilder, json_bytes, python_values
+from atoll.store.predlog import Durability, LogRequest, Row, RowBuilder, json_bytes, python_values
 
 if TYPE_CHECKING:
     from atoll.model.predictor import Prediction
@@ -34,6 +34,17 @@ if TYPE_CHECKING:
 
 _FIELDS = 13
 _SEQ = re.compile(rb"\[(\d+),")
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """The log process's first line: where and how to write (the URL may hold a password)."""
+
+    db_url: str
+    spill_dir: str
+    durability: Durability
+    flush_interval_s: float
+    queue_size: int
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import orjson
 from atoll.store.db import create_engine_for
 from atoll.store.predlog import PredictionLog
 
-from .logframes import frame_seq, parse
+from .logframes import ProcessSettings, frame_seq, parse
 from .memory import settle_memory
 
 log = logging.getLogger("atoll.predlog")
@@ -129,14 +129,14 @@ class Outbox:
 
 def run(lines: IO[bytes], out: IO[bytes]) -> int:
     """Serve one worker: settings from the first line of ``lines``, then its frames."""
-    settings = orjson.loads(lines.readline())
-    engine = create_engine_for(settings["db_url"])
+    settings = ProcessSettings(**orjson.loads(lines.readline()))
+    engine = create_engine_for(settings.db_url)
     writer = PredictionLog(
         engine,
-        Path(settings["spill_dir"]),
-        durability=settings["durability"],
-        flush_interval_s=settings["flush_interval_s"],
-        queue_size=settings["queue_size"],
+        Path(settings.spill_dir),
+        durability=settings.durability,
+        flush_interval_s=settings.flush_interval_s,
+        queue_size=settings.queue_size,
     )
     writer.start()
     settle_memory()

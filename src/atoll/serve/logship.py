@@ -16,7 +16,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
@@ -26,7 +26,7 @@ from atoll.spec_serve import MIB
 from atoll.store.predlog import LogStats, PredictionLog
 
 from .errors import LogUnavailable
-from .logframes import Answered, encode, parse
+from .logframes import Answered, ProcessSettings, encode, parse
 
 log = logging.getLogger("atoll.serve")
 
@@ -35,17 +35,6 @@ RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 EXIT_WAIT_S = 60.0
 """How long a process whose output ended (or could not be read) gets to write out and exit."""
 _NO_STATS = LogStats(written=0, spilled=0, replayed=0, pending=0, spilling=False)
-
-
-@dataclass(frozen=True)
-class ProcessSettings:
-    """What the log process needs (sent as its first stdin line: the URL may hold a password)."""
-
-    db_url: str
-    spill_dir: str
-    durability: str
-    flush_interval_s: float
-    queue_size: int
 
 
 class LogProcess:
@@ -87,15 +76,8 @@ class LogProcess:
     @property
     def stats(self) -> LogStats:
         """Counts since start: every process so far, as each last reported them."""
-        now, before = self._stats, self._before
-        return LogStats(
-            written=before.written + now.written,
-            spilled=before.spilled + now.spilled,
-            replayed=before.replayed + now.replayed,
-            pending=now.pending + self._unsent,
-            spilling=now.spilling,
-            failed=before.failed + now.failed,
-        )
+        total = self._before + self._stats
+        return replace(total, pending=total.pending + self._unsent)
 
     def start(self) -> None:
         """Start the process in the background; :meth:`wait_ready` waits for it."""
@@ -198,8 +180,7 @@ class LogProcess:
             start_new_session=True,  # a Ctrl-C to the terminal's group is the worker's to handle
         )
         assert process.stdin is not None and process.stdout is not None
-        settings = dict(self.settings.__dict__)
-        process.stdin.write(orjson.dumps(settings) + b"\n")
+        process.stdin.write(orjson.dumps(asdict(self.settings)) + b"\n")
         try:
             await self._read(process.stdout, process.stdin)
         finally:
@@ -215,12 +196,12 @@ class LogProcess:
             log.error("the prediction log process exited with status %d", code)
 
     async def _read(self, stdout: asyncio.StreamReader, stdin: asyncio.StreamWriter) -> None:
-        partial = b""
+        rest = b""
         while True:
             chunk = await stdout.read(1 << 16)
             if not chunk:
                 return
-            *lines, partial = (partial + chunk).split(b"\n")
+            *lines, rest = (rest + chunk).split(b"\n")
             for line in lines:
                 try:
                     message = orjson.loads(line)
@@ -267,27 +248,19 @@ class LogProcess:
                 "written",
                 lost,
             )
-        before = self._before
-        self._before = LogStats(
-            written=before.written + stats.written,
-            spilled=before.spilled + stats.spilled,
-            replayed=before.replayed + stats.replayed,
-            pending=0,
-            spilling=False,
-            failed=before.failed + stats.failed + max(0, lost),
-        )
+        total = self._before + stats
+        self._before = replace(total, pending=0, spilling=False, failed=total.failed + max(0, lost))
         self._stats = _NO_STATS
         self._shipped = self._unsent = 0
         waiting, self._waiting = self._waiting, {}
         for line in self._lines:  # never sent: the worker writes them itself
             frame = parse(line)
-            if not frame.seq:
+            future = waiting.pop(frame.seq, None) if frame.seq else None
+            if future is None:
                 self.fallback.queue_later(frame.count, frame.build)
                 continue
-            future = waiting.pop(frame.seq, None)
             durable = asyncio.wrap_future(self.fallback.submit_later(frame.count, frame.build))
-            if future is not None:
-                durable.add_done_callback(partial(_follow, future))
+            durable.add_done_callback(partial(_follow, future))
         self._lines.clear()
         for future in waiting.values():
             if not future.done():

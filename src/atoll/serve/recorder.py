@@ -48,10 +48,6 @@ class Recorder:
         self._redactor = Redactor(spec.pii, pepper)
 
     @property
-    def enabled(self) -> bool:
-        return self._log is not None
-
-    @property
     def strict(self) -> bool:
         return self._log is not None and self._spec.durability == "strict"
 
@@ -61,17 +57,7 @@ class Recorder:
         if self._log is None:
             return None
         here = self._log.stats
-        if self._process is None:
-            return here
-        there = self._process.stats
-        return LogStats(
-            written=here.written + there.written,
-            spilled=here.spilled + there.spilled,
-            replayed=here.replayed + there.replayed,
-            pending=here.pending + there.pending,
-            spilling=here.spilling or there.spilling,
-            failed=here.failed + there.failed,
-        )
+        return here if self._process is None else here + self._process.stats
 
     def sampled(self) -> bool:
         """Whether this request is logged (the spec's ``sample`` share of requests)."""

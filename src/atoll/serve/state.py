@@ -27,7 +27,6 @@ class ServerState:
     service: PredictService
     auth: Authenticator
     metrics: Metrics
-    strict_log: bool = False
     draining: bool = False
 
     @property
@@ -46,7 +45,7 @@ class ServerState:
         if not self.models.slots:
             reasons.append("no_models_loaded")
         stats = self.log_stats
-        if stats is not None and self.strict_log and stats.spilling:
+        if stats is not None and self.service.recorder.strict and stats.spilling:
             reasons.append("prediction_log_unavailable")
         return reasons
 

@@ -79,6 +79,17 @@ class LogStats:
     spilling: bool
     failed: int = 0
 
+    def __add__(self, other: LogStats) -> LogStats:
+        """Two writers' counts together (spilling when either spills)."""
+        return LogStats(
+            written=self.written + other.written,
+            spilled=self.spilled + other.spilled,
+            replayed=self.replayed + other.replayed,
+            pending=self.pending + other.pending,
+            spilling=self.spilling or other.spilling,
+            failed=self.failed + other.failed,
+        )
+
 
 RowBuilder = Callable[[], list[Row]]
 """Builds the insert-ready rows of one answer (raises ValueError for a row the table refuses)."""
