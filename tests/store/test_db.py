@@ -15,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from atoll.errors import StoreUnavailableError
 from atoll.store.db import (
     VERSION_TABLE,
+    HeldConnection,
     Retry,
     create_engine_for,
     migrate,
@@ -193,6 +194,86 @@ def test_threads_migrating_different_databases_at_once(tmp_path: Path) -> None:
 
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(open_and_list, urls)) == [0] * len(urls)
+
+
+def _note(text: str) -> Callable[[sa.Connection], int]:
+    """A transaction that stores ``text`` and answers its DBAPI connection's identity."""
+
+    def work(conn: sa.Connection) -> int:
+        conn.execute(sa.text("INSERT INTO notes (text) VALUES (:t)"), {"t": text})
+        return id(conn.connection.dbapi_connection)
+
+    return work
+
+
+def _notes(engine: sa.Engine) -> list[str]:
+    with transaction(engine, read_only=True) as conn:
+        return list(conn.execute(sa.text("SELECT text FROM notes ORDER BY text")).scalars())
+
+
+@contextmanager
+def held_on(url: str) -> Iterator[tuple[sa.Engine, HeldConnection]]:
+    """A database with a ``notes`` table, and a held connection to it (closed afterwards)."""
+    with engine_for(url) as engine:
+        run_transaction(
+            engine, lambda conn: conn.execute(sa.text("CREATE TABLE notes (text TEXT)"))
+        )
+        held = HeldConnection(engine)
+        try:
+            yield engine, held
+        finally:
+            held.close()
+
+
+def test_held_connection_reuses_one_connection_and_commits_each_transaction(
+    store_url: str,
+) -> None:
+    with held_on(store_url) as (engine, held):
+        first, second = held.run(_note("a")), held.run(_note("b"))
+        assert first == second  # one connection for both
+        assert _notes(engine) == ["a", "b"]  # each committed: another connection sees it
+        held.close()
+    held.close()  # closing twice is harmless
+
+
+def test_held_connection_starts_over_on_a_fresh_connection_after_a_failure(
+    store_url: str,
+) -> None:
+    def fails(conn: sa.Connection) -> None:
+        _note("lost")(conn)
+        raise RuntimeError("the work failed halfway")
+
+    with held_on(store_url) as (engine, held):
+        held.run(_note("kept"))
+        with pytest.raises(RuntimeError, match="halfway"):
+            held.run(fails)
+        held.run(_note("later"))
+        assert _notes(engine) == ["kept", "later"]  # the failed one was rolled back
+
+
+def test_held_connection_waits_out_another_process_holding_the_lock(sqlite_url: str) -> None:
+    with held_on(sqlite_url) as (engine, held):
+        held.run(_note("before"))
+        patient = Retry(budget_s=10.0, first_delay_s=0.05, max_delay_s=0.5)
+        with sqlite_locked(sqlite_url, seconds=0.7):
+            held.run(_note("through"), patient)
+        with sqlite_locked(sqlite_url, seconds=60), pytest.raises(StoreUnavailableError):
+            held.run(_note("never"), QUICK)
+        held.run(_note("after"))
+        assert _notes(engine) == ["after", "before", "through"]
+
+
+def test_held_connection_never_writes_to_a_sqlite_file_moved_away(sqlite_url: str) -> None:
+    """A held connection would follow the file it opened; the path is what counts."""
+    folder = Path(sa.make_url(sqlite_url).database or "").parent
+    with held_on(sqlite_url) as (engine, held):
+        held.run(_note("before"))
+        away = folder.rename(folder.with_name("moved"))
+        with pytest.raises(StoreUnavailableError, match="unable to open"):
+            held.run(_note("lost"), QUICK)
+        away.rename(folder)
+        held.run(_note("after"))
+        assert _notes(engine) == ["after", "before"]
 
 
 @pytest.mark.postgres

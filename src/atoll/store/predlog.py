@@ -46,7 +46,7 @@ from atoll.store._logsql import (
     to_row,
     write_now,
 )
-from atoll.store.db import Retry, hold_wal_open, run_transaction
+from atoll.store.db import HeldConnection, Retry
 
 logger = logging.getLogger("atoll.predlog")
 
@@ -168,7 +168,7 @@ class PredictionLog:
         self._needs_replay = True  # leftovers of earlier processes, first of all
         self._next_retry = 0.0
         self._counts = {"written": 0, "spilled": 0, "replayed": 0, "failed": 0}
-        self._release_wal: Callable[[], None] = lambda: None
+        self._connection = HeldConnection(engine)  # the writer thread's
 
     def start(self) -> None:
         """Start the writer thread; it first replays spill files left in ``spill_dir``."""
@@ -176,7 +176,6 @@ class PredictionLog:
             if self._thread is not None or self._closed:
                 raise RuntimeError("a prediction log starts once, and not after close()")
             self.spill_dir.mkdir(parents=True, exist_ok=True)
-            self._release_wal = hold_wal_open(self.engine)
             self._thread = threading.Thread(target=self._run, name="atoll-predlog", daemon=True)
             self._thread.start()
 
@@ -264,7 +263,6 @@ class PredictionLog:
             self._spill_entries(left)
         if thread is None or not thread.is_alive():
             self._spill.close()
-            self._release_wal()
 
     @property
     def stats(self) -> LogStats:
@@ -284,6 +282,7 @@ class PredictionLog:
         if self._needs_replay:
             self._replay()  # the database may be back: one last try before stopping
         self._spill.close()
+        self._connection.close()
 
     def _take(self) -> list[_Entry]:
         """The next group of entries to commit: at most ``max_batch`` rows (at least one entry)."""
@@ -366,7 +365,7 @@ class PredictionLog:
         def work(conn: Connection) -> None:
             insert_rows(conn, rows, relaxed=relaxed, between=self._pacer())
 
-        run_transaction(self.engine, work, retry=_WRITE_RETRY)
+        self._connection.run(work, retry=_WRITE_RETRY)
 
     def _spill_entries(self, entries: list[_Entry]) -> None:
         entries = self._built(entries)
