@@ -150,6 +150,29 @@ def test_a_refused_strict_answer_fails_its_own_future(db_url: str, tmp_path: Pat
     assert logged(db_url) == [answer(2).ids[0]]
 
 
+def test_an_answer_json_cannot_hold_is_refused_by_the_worker_not_shipped(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Lines are encoded after the loop turn: one that cannot be stops only itself."""
+
+    async def main() -> None:
+        process = await started(db_url, tmp_path, "strict")
+        bad = Answered(**{**answer(1).__dict__, "columns": {"x": [object()], "city": ["Lyon"]}})
+        refused = process.send(bad, time.time(), bad.columns, wait=True)
+        unwaited = process.send(bad, time.time(), bad.columns, wait=False)
+        good = process.send(answer(2), time.time(), answer(2).columns, wait=True)
+        assert refused is not None and unwaited is None and good is not None
+        with pytest.raises(ValueError, match="not JSON-serialisable"):
+            await asyncio.wait_for(refused, WAIT_S)
+        await asyncio.wait_for(good, WAIT_S)
+        await shut(process)
+        assert process.stats.failed == 0  # the process never saw them
+        assert process.fallback.stats.failed == 2  # the worker's writer refused both, counted
+
+    run(main)
+    assert logged(db_url) == [answer(2).ids[0]]
+
+
 def test_a_killed_process_fails_its_waiters_and_is_restarted(db_url: str, tmp_path: Path) -> None:
     async def main() -> None:
         process = await started(db_url, tmp_path, "strict")

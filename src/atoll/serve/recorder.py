@@ -81,10 +81,7 @@ class Recorder:
         process = self._process
         if process is not None and process.accepting:
             inputs = self._redactor.columns(answered.schema, answered.columns)
-            try:
-                return process.send(answered, answered_at, inputs, strict)
-            except ValueError:
-                pass  # a value JSON cannot hold: the writer below refuses it, logged and counted
+            return process.send(answered, answered_at, inputs, strict)
         build = partial(self._rows, answered, answered_at)
         if strict:
             return asyncio.wrap_future(log.submit_later(len(answered.ids), build))
