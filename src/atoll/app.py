@@ -19,6 +19,7 @@ from typing import Any
 
 from atoll.api import open_registry, project_settings
 from atoll.errors import AtollError
+from atoll.serve.access_log import ACCESS_LOGGER, BufferedLines
 from atoll.spec import SPEC_FILE, load_project_options
 from atoll.types import ModelRef
 
@@ -136,49 +137,9 @@ def configure_logging() -> None:
     # No format here uses the thread or process name: skip looking them up for every record
     # (the access log writes one record per request).
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    access = logging.getLogger("atoll.access")
-    lines = BufferedLines(sys.stderr)
-    lines.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(lines)
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.addHandler(BufferedLines(sys.stderr))
     access.propagate = False
-
-
-class BufferedLines(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes its lines in blocks: one write per ``capacity`` lines or per ``flush()``.
-
-    A plain StreamHandler flushes the stream after every line (a system call
-    per request for the access log); the server's flush task calls
-    :meth:`flush` twice a second, so a line waits at most that long.
-    """
-
-    def __init__(self, stream: Any, capacity: int = 256) -> None:
-        super().__init__(stream)
-        self.capacity = capacity
-        self._lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record)
-        except Exception:
-            self.handleError(record)
-            return
-        self._lines.append(line)
-        if len(self._lines) >= self.capacity:
-            self.flush()
-
-    def flush(self) -> None:
-        self.acquire()
-        try:
-            lines, self._lines = self._lines, []
-            if lines:
-                self.stream.write("\n".join(lines) + "\n")
-            super().flush()
-        finally:
-            self.release()
-
-    def close(self) -> None:
-        self.flush()
-        super().close()
 
 
 def _is_loopback(host: str) -> bool:

@@ -23,6 +23,13 @@ def test_prediction_ids_are_unique_36_hex_characters_and_start_with_the_time() -
     assert [int(i[28:], 16) for i in ids[:1000]] == list(range(1000))
 
 
+def test_prediction_ids_past_the_precomputed_rows_keep_counting() -> None:
+    ids = prediction_ids(10_000)
+    assert [int(i[28:], 16) for i in ids] == list(range(10_000))
+    assert len({i[:28] for i in ids}) == 1
+    assert prediction_ids(0) == []
+
+
 def test_ids_of_later_requests_sort_after_earlier_ones() -> None:
     first = prediction_ids(1)[0]
     time.sleep(0.002)

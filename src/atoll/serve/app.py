@@ -33,11 +33,12 @@ from atoll.store.registry import Registry
 from atoll.types import ModelRef
 
 from . import routes_mlflow, routes_ops, routes_v1, routes_v2
+from .access_log import ACCESS_LOGGER
 from .auth import Authenticator, AuthSettings
 from .docs import docs_routes
 from .errors import Problem, envelope, problem_for
 from .hot_routes import ErrorHandler, HotRoutes
-from .limits import ACCESS_LOGGER, harden_from_spec
+from .limits import harden_from_spec
 from .logframes import ProcessSettings
 from .logship import LogProcess
 from .memory import settle_memory

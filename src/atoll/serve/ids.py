@@ -56,7 +56,14 @@ def request_id() -> str:
     return random_hex(16)
 
 
+_ROW_SUFFIXES = [f"{row:08x}" for row in range(4096)]
+"""The row parts of ids, written once: formatting each row's number cost ~0.4 µs of the ~0.5."""
+
+
 def prediction_ids(n_rows: int) -> list[str]:
     """``n_rows`` unique 36-character ids: ``<ms time:12><random:16><row:8>`` in hex."""
     prefix = f"{time.time_ns() // 1_000_000:012x}{random_hex(8)}"
-    return [f"{prefix}{row:08x}" for row in range(n_rows)]
+    ids = list(map(prefix.__add__, _ROW_SUFFIXES[:n_rows]))
+    if n_rows > len(_ROW_SUFFIXES):
+        ids.extend(f"{prefix}{row:08x}" for row in range(len(_ROW_SUFFIXES), n_rows))
+    return ids

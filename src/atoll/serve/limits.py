@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atoll.spec_serve import MIB, LimitsSpec, ServeSpec
 
+from .access_log import ACCESS_LOGGER, AccessLog
 from .auth import KEY_ID_STATE
 from .errors import (
     INTERNAL,
@@ -51,7 +52,6 @@ from .errors import (
 from .ids import request_id
 from .metrics import Metrics
 
-ACCESS_LOGGER = "atoll.access"
 REQUEST_ID_STATE = "request_id"
 """Where the request id is put (``scope["state"]``) for routes and the prediction log."""
 UNMATCHED_ROUTE = "(unmatched)"
@@ -149,7 +149,9 @@ class HardeningMiddleware:
         self.settings = settings or LimitSettings()
         self.metrics = metrics
         self.render_error = render_error
-        self.access_log = access_log if access_log is not None else logging.getLogger(ACCESS_LOGGER)
+        self.access_log = AccessLog(
+            access_log if access_log is not None else logging.getLogger(ACCESS_LOGGER)
+        )
         self._in_flight = 0
         self._watch = _BodyWatch(self.settings.body_timeout_s)
         self._docs = self.settings.docs_prefix
@@ -241,8 +243,8 @@ class HardeningMiddleware:
             route = _matching_template(self.app, scope)
         if self.metrics is not None:
             self.metrics.observe_request(route, scope["method"], status, seconds)
-        logger = self.access_log
-        if logger.isEnabledFor(logging.INFO):
+        access_log = self.access_log
+        if access_log.enabled:
             client = scope.get("client")
             entry: dict[str, Any] = {
                 "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -257,9 +259,7 @@ class HardeningMiddleware:
             key_id = scope["state"].get(KEY_ID_STATE)
             if key_id:
                 entry["key_id"] = key_id
-            # makeRecord + handle: logger.info would also walk the stack for the caller
-            line = orjson.dumps(entry).decode()
-            logger.handle(logger.makeRecord(logger.name, logging.INFO, "", 0, line, (), None))
+            access_log.write(orjson.dumps(entry).decode())
 
 
 class _BodyWatch:
@@ -525,7 +525,6 @@ def _too_large(limit: int, setting: str) -> PayloadTooLarge:
 
 
 __all__ = [
-    "ACCESS_LOGGER",
     "HEALTH_PATHS",
     "REQUEST_ID_STATE",
     "UNMATCHED_ROUTE",

@@ -15,7 +15,7 @@ import atoll
 from .codecs import decode_mlflow, encode_mlflow
 from .errors import BadRequest
 from .routes_v1 import JSON
-from .state import authorize, predict_rows, server
+from .state import authorize, predict_rows, read_body, server
 
 MODEL_HEADER = "x-atoll-model"
 
@@ -36,7 +36,7 @@ async def invocations(request: Request) -> Response:
     state = server(request)
     schema = state.models.get(name).current.predictor.schema
     decoded = decode_mlflow(
-        await request.body(),
+        await read_body(request),
         request.headers.get("content-type"),
         input_names=schema.features,
         max_rows=state.spec.limits.max_rows,

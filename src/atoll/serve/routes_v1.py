@@ -16,7 +16,7 @@ from .codecs import decode_native, encode_native, parse_json
 from .errors import BadRequest
 from .jsonio import check_depth
 from .models import ModelSlot
-from .state import authorize, predict_rows, server
+from .state import authorize, predict_rows, read_body, server
 
 JSON = "application/json"
 
@@ -49,7 +49,7 @@ async def predict(request: Request) -> Response:
     key = authorize(request, "predict", name)
     state = server(request)
     state.models.get(name)  # an unknown model is a 404 before the body is read
-    body = await request.body()
+    body = await read_body(request)
     limits = state.spec.limits
     decoded = decode_native(
         body,
@@ -68,7 +68,7 @@ async def feedback(request: Request) -> Response:
     """Ground truth for earlier predictions: ``{"feedback": [{"prediction_id", "label"}]}``."""
     key = authorize(request, "feedback")
     state = server(request)
-    body = parse_json(await request.body())
+    body = parse_json(await read_body(request))
     check_depth(body, 1, state.spec.limits.max_json_depth)
     items = _feedback_items(body)
     engine = state.models.registry.engine

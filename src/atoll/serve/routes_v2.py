@@ -18,7 +18,7 @@ from .errors import BadRequest
 from .models import LoadedVersion
 from .routes_ops import live, ready
 from .routes_v1 import JSON, json_response
-from .state import authorize, predict_rows, server
+from .state import authorize, predict_rows, read_body, server
 
 
 async def server_metadata(request: Request) -> Response:
@@ -48,7 +48,7 @@ async def infer(request: Request) -> Response:
     state = server(request)
     loaded = _loaded(request)
     decoded = decode_v2(
-        await request.body(),
+        await read_body(request),
         request.headers,
         input_names=loaded.predictor.schema.features,
         max_rows=state.spec.limits.max_rows,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from atoll.spec_serve import ServeSpec
 
@@ -78,6 +78,25 @@ async def predict_rows(
         key_id=key.key_id if key else None,
         request_id=request_id(request),
     )
+
+
+async def read_body(request: Request) -> bytes:
+    """The request's whole body, read once.
+
+    What ``Request.body()`` does, without the async generator and context manager
+    it reads through (~3% of a one-row prediction's time in the event loop).
+
+    Raises:
+        ClientDisconnect: the client went away before the body was complete.
+    """
+    chunks = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def request_id(request: Request) -> str:
