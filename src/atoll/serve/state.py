@@ -56,8 +56,15 @@ class ServerState:
         return []
 
 
+_SCOPE_KEY = "atoll.server"
+
+
 def server(request: Request) -> ServerState:
-    state: ServerState = request.app.state.atoll
+    """The worker's shared state (looked up once per request, then kept in its scope)."""
+    scope = request.scope
+    state: ServerState | None = scope.get(_SCOPE_KEY)
+    if state is None:
+        state = scope[_SCOPE_KEY] = request.app.state.atoll
     return state
 
 
