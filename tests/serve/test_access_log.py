@@ -100,3 +100,20 @@ def test_a_reconfigured_logger_gets_ordinary_records(logger: logging.Logger) -> 
     assert stream.getvalue() == "both\nshown\n"
     logger.setLevel(logging.WARNING)
     assert not access.enabled
+
+
+def test_a_buffer_with_filters_or_a_higher_level_gets_records_through_them(
+    logger: logging.Logger,
+) -> None:
+    stream = CountingStream()
+    buffer = BufferedLines(stream)
+    logger.addHandler(buffer)
+    access = AccessLog(logger)
+    buffer.addFilter(lambda record: record.getMessage() != "hidden")
+    access.write("hidden")
+    access.write("shown")
+    buffer.filters.clear()
+    buffer.setLevel(logging.WARNING)
+    access.write("below the level")
+    buffer.flush()
+    assert stream.getvalue() == "shown\n"

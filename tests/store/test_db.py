@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from atoll.store.db import (
 )
 from atoll.store.registry import Registry
 from atoll.store.tables import metadata
+from tests.conftest import POSTGRES_ENV
 
 TABLES = {
     "models",
@@ -196,12 +198,12 @@ def test_threads_migrating_different_databases_at_once(tmp_path: Path) -> None:
         assert list(pool.map(open_and_list, urls)) == [0] * len(urls)
 
 
-def _note(text: str) -> Callable[[sa.Connection], int]:
-    """A transaction that stores ``text`` and answers its DBAPI connection's identity."""
+def _note(text: str) -> Callable[[sa.Connection], object]:
+    """A transaction that stores ``text`` and answers the DBAPI connection it ran on."""
 
-    def work(conn: sa.Connection) -> int:
+    def work(conn: sa.Connection) -> object:
         conn.execute(sa.text("INSERT INTO notes (text) VALUES (:t)"), {"t": text})
-        return id(conn.connection.dbapi_connection)
+        return conn.connection.dbapi_connection
 
     return work
 
@@ -230,7 +232,7 @@ def test_held_connection_reuses_one_connection_and_commits_each_transaction(
 ) -> None:
     with held_on(store_url) as (engine, held):
         first, second = held.run(_note("a")), held.run(_note("b"))
-        assert first == second  # one connection for both
+        assert first is second  # one connection for both
         assert _notes(engine) == ["a", "b"]  # each committed: another connection sees it
         held.close()
     held.close()  # closing twice is harmless
@@ -273,6 +275,23 @@ def test_held_connection_never_writes_to_a_sqlite_file_moved_away(sqlite_url: st
             held.run(_note("lost"), QUICK)
         away.rename(folder)
         held.run(_note("after"))
+        assert _notes(engine) == ["after", "before"]
+
+
+@pytest.mark.postgres
+def test_held_connection_reconnects_after_the_server_drops_it(postgres_url: str) -> None:
+    with held_on(postgres_url) as (engine, held):
+        first = held.run(_note("before"))
+        with engine_for(os.environ[POSTGRES_ENV]) as admin, admin.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": engine.url.database},
+            )
+            conn.commit()
+        assert held.run(_note("after"), QUICK) is not first
         assert _notes(engine) == ["after", "before"]
 
 

@@ -63,7 +63,7 @@ _ROW_SUFFIXES = [f"{row:08x}" for row in range(4096)]
 def prediction_ids(n_rows: int) -> list[str]:
     """``n_rows`` unique 36-character ids: ``<ms time:12><random:16><row:8>`` in hex."""
     prefix = f"{time.time_ns() // 1_000_000:012x}{random_hex(8)}"
-    ids = list(map(prefix.__add__, _ROW_SUFFIXES[:n_rows]))
+    ids = list(map(prefix.__add__, _ROW_SUFFIXES[: max(n_rows, 0)]))
     if n_rows > len(_ROW_SUFFIXES):
         ids.extend(f"{prefix}{row:08x}" for row in range(len(_ROW_SUFFIXES), n_rows))
     return ids

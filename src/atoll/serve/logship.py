@@ -158,7 +158,7 @@ class LogProcess:
         for unsent in self._unsent_answers:
             try:
                 lines.append(encode(unsent.seq, unsent.answered, unsent.answered_at, unsent.inputs))
-            except ValueError:
+            except Exception:  # a value JSON cannot hold (ValueError), or a bug: this answer's
                 self._unsent -= len(unsent.answered.ids)
                 self._write_here(unsent)
             else:

@@ -282,11 +282,14 @@ class HeldConnection:
                 conn.close()
 
     def _connection(self) -> Connection:
-        if self._conn is not None and self._path is not None and self._identity() != self._file:
-            self.close()
+        if self._path is not None:
+            now = self._identity()
+            if self._conn is not None and (now is None or now != self._file):
+                self.close()
+            if self._conn is None:  # read before connecting: a file replaced in between
+                self._file = now  # fails the next check, and costs one more connection
         if self._conn is None:
             self._conn = self.engine.connect()
-            self._file = self._identity() if self._path is not None else None
         return self._conn
 
     def _identity(self) -> tuple[int, int] | None:

@@ -271,18 +271,22 @@ class PredictionLog:
             return LogStats(pending=self._queued, spilling=self._spilling, **self._counts)
 
     def _run(self) -> None:
-        while True:
-            batch = self._take()
-            if batch:
-                self._write(batch)
-            elif self._closed:
-                break
-            if self._needs_replay and (not self._spilling or time.monotonic() >= self._next_retry):
-                self._replay()
-        if self._needs_replay:
-            self._replay()  # the database may be back: one last try before stopping
-        self._spill.close()
-        self._connection.close()
+        try:
+            while True:
+                batch = self._take()
+                if batch:
+                    self._write(batch)
+                elif self._closed:
+                    break
+                if self._needs_replay and (
+                    not self._spilling or time.monotonic() >= self._next_retry
+                ):
+                    self._replay()
+            if self._needs_replay:
+                self._replay()  # the database may be back: one last try before stopping
+            self._spill.close()
+        finally:
+            self._connection.close()  # on this thread, which opened it
 
     def _take(self) -> list[_Entry]:
         """The next group of entries to commit: at most ``max_batch`` rows (at least one entry)."""
