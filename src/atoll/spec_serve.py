@@ -49,9 +49,14 @@ class LimitsSpec(_Section):
     max_other_body_bytes: int = Field(1 * MIB, ge=1024, description="Every other route.")
     max_rows: int = Field(10_000, ge=1, description="Rows per online request (413 past it).")
     max_header_bytes: int = Field(
-        16 * KIB, ge=KIB, le=MIB, description="Request line and headers (431 past it)."
+        16 * KIB,
+        ge=KIB,
+        le=MIB,
+        description="Request line and headers; also a chunked body's trailers (431 past it).",
     )
-    max_header_count: int = Field(100, ge=8, le=10_000, description="Header fields (431).")
+    max_header_count: int = Field(
+        100, ge=8, le=10_000, description="Header fields; also trailer fields (431)."
+    )
     max_json_depth: int = Field(
         32, ge=8, le=1_000, description="Nesting levels of a JSON body (400 json_too_deep)."
     )

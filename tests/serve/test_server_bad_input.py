@@ -542,6 +542,34 @@ def test_a_header_flood_is_cut_off_without_reading_it_all(served: Served) -> Non
         assert "serve.limits.max_header_bytes" in refusal(answer)
 
 
+def chunked_predict(served: Served, trailers: bytes) -> bytes:
+    """A predict request whose body comes as one chunk, then ``trailers`` after the last chunk."""
+    body = orjson.dumps({"instances": served.rows[:1]})
+    head = predict_head(served, [("Transfer-Encoding", "chunked")]).split(b"\r\n\r\n")[0]
+    head = head.replace(f"Content-Length: {len(body)}\r\n".encode(), b"")
+    return head + b"\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n0\r\n" + trailers
+
+
+def test_a_chunked_body_with_a_few_trailer_fields_is_served(served: Served) -> None:
+    answer, _ = raw_request(served, chunked_predict(served, b"X-Checksum: abc\r\n\r\n"))
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:300]
+
+
+def test_too_many_trailer_fields_are_431(served: Served) -> None:
+    trailers = b"".join(b"X-T-%d: v\r\n" % i for i in range(MAX_HEADER_COUNT + 1)) + b"\r\n"
+    answer, _ = raw_request(served, chunked_predict(served, trailers))
+    assert "over 40 trailer fields (serve.limits.max_header_count)" in refusal(answer)
+
+
+def test_a_trailer_flood_is_cut_off_without_reading_it_all(served: Served) -> None:
+    """50 MB of one trailer value, which httptools would buffer whole: refused at the cap."""
+    request = chunked_predict(served, b"X-Flood: " + b"x" * (50 * 1024 * 1024))
+    answer, sent = raw_request(served, request)
+    assert sent < len(request) // 2, "the server kept reading the flood"
+    if answer:  # else the reset of the unread bytes discarded it
+        assert "trailer fields are over 8192 bytes" in refusal(answer)
+
+
 # --- clients -------------------------------------------------------------------------------------
 
 

@@ -10,6 +10,12 @@ research/security.md §4. Bytes are counted as they arrive while a head is
 incomplete, so memory stays within the cap plus one read; the exact size and
 count are checked once the head is complete.
 
+A chunked body may end with trailer fields, which httptools buffers like a
+head's (a value of any size) and uvicorn appends to the request's headers,
+after the app has read them. Here trailers are held to the same caps, counted
+the same way, and dropped: nothing in a prediction request needs them, and
+fields that arrive after the app read the headers must not join them.
+
 Nagle's algorithm is off on every connection: with it, uvicorn #3149, every
 keep-alive response waited ~40 ms for a delayed ACK.
 """
@@ -56,6 +62,9 @@ class HardenedHttpProtocol(HttpToolsProtocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._in_body = False
         self._head_bytes = 0
+        self._after_chunk_header = False  # no body byte since the last chunk's size line
+        self._trailer_bytes = 0
+        self._trailer_fields = 0
         self._refused = False
         super().connection_made(transport)  # type: ignore[arg-type]
 
@@ -64,9 +73,39 @@ class HardenedHttpProtocol(HttpToolsProtocol):
             return
         if not self._in_body:
             self._head_bytes += len(data)
+        in_trailers = self._in_body and self._after_chunk_header
         super().data_received(data)
-        if not self._in_body and self._head_bytes > self.max_head_bytes and not self._refused:
+        if self._refused:
+            return
+        if not self._in_body and self._head_bytes > self.max_head_bytes:
             self._refuse_size()
+        elif in_trailers and self._after_chunk_header:
+            # After a chunk's size line, bytes that bring no body are the last chunk's
+            # trailers (a read that also brought body is not counted: at most one read).
+            self._trailer_bytes += len(data)
+            if self._trailer_bytes > self.max_head_bytes:
+                self._refuse(
+                    f"the request's trailer fields are over {self.max_head_bytes} bytes",
+                    "max_header_bytes",
+                )
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_body:
+            super().on_header(name, value)
+            return
+        self._trailer_fields += 1  # a trailer field: counted, then dropped
+        if self._trailer_fields > self.max_header_count:
+            self._refuse(
+                f"the request has over {self.max_header_count} trailer fields", "max_header_count"
+            )
+            raise HeadTooLarge
+
+    def on_chunk_header(self) -> None:
+        self._after_chunk_header = True
+
+    def on_body(self, body: bytes) -> None:
+        self._after_chunk_header = False
+        super().on_body(body)
 
     def on_headers_complete(self) -> None:
         self._in_body = True
@@ -85,6 +124,8 @@ class HardenedHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_body = False  # the next bytes begin the next request's head
+        self._after_chunk_header = False
+        self._trailer_bytes = self._trailer_fields = 0
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
