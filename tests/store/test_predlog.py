@@ -477,7 +477,7 @@ def test_the_writer_lets_the_gil_go_between_slices_only_while_it_keeps_up(
     assert yields == [0, 0]  # within its slice: no yield
 
 
-def test_a_strict_writer_never_yields_early_and_a_batched_one_does_while_keeping_up(
+def test_a_writer_yields_early_only_when_batched_beside_an_event_loop_and_keeping_up(
     engine: sa.Engine, spill_dir: Path
 ) -> None:
     # strict: every waiting request is answered at the commit, so the writer is the critical path
@@ -486,6 +486,8 @@ def test_a_strict_writer_never_yields_early_and_a_batched_one_does_while_keeping
     assert batched._pacer().keeping_up()
     batched.submit([record(1), record(2)])  # not started: two rows wait, a full batch
     assert not batched._pacer().keeping_up()
+    # alone in its process (the log process): no event loop to yield to
+    assert not PredictionLog(engine, spill_dir, shares_gil=False)._pacer().keeping_up()
 
 
 def refused() -> list[dict[str, Any]]:

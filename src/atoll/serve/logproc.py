@@ -137,6 +137,7 @@ def run(lines: IO[bytes], out: IO[bytes]) -> int:
         durability=settings.durability,
         flush_interval_s=settings.flush_interval_s,
         queue_size=settings.queue_size,
+        shares_gil=False,
     )
     writer.start()
     settle_memory()
