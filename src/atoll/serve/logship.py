@@ -48,6 +48,10 @@ class _Unsent:
     answered_at: float
     inputs: Mapping[str, Sequence[Any]]
 
+    @property
+    def count(self) -> int:
+        return len(self.answered.ids)
+
     def build(self) -> list[Row]:
         return self.answered.log_rows(self.answered_at, self.inputs)
 
@@ -67,8 +71,7 @@ class LogProcess:
         self.max_buffer_bytes = max_buffer_bytes
         self._stdin: asyncio.StreamWriter | None = None
         self._process: asyncio.subprocess.Process | None = None
-        self._unsent_answers: list[_Unsent] = []
-        self._unsent = 0
+        self._unsent: list[_Unsent] = []
         self._flush_soon = False
         self._seq = 0
         self._waiting: dict[int, asyncio.Future[None]] = {}
@@ -92,7 +95,7 @@ class LogProcess:
     def stats(self) -> LogStats:
         """Counts since start: every process so far, as each last reported them."""
         total = self._before + self._stats
-        return replace(total, pending=total.pending + self._unsent)
+        return replace(total, pending=total.pending + sum(u.count for u in self._unsent))
 
     def start(self) -> None:
         """Start the process in the background; :meth:`wait_ready` waits for it."""
@@ -121,8 +124,7 @@ class LogProcess:
         goes to the worker's own writer, which refuses it, logged and counted.
         """
         seq = self._seq + 1 if wait else 0
-        self._unsent_answers.append(_Unsent(seq, answered, answered_at, inputs))
-        self._unsent += len(answered.ids)
+        self._unsent.append(_Unsent(seq, answered, answered_at, inputs))
         if not self._flush_soon:
             self._flush_soon = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -152,25 +154,23 @@ class LogProcess:
     def _flush(self) -> None:
         self._flush_soon = False
         stdin = self._stdin
-        if not self._unsent_answers or stdin is None or stdin.transport.is_closing():
+        if not self._unsent or stdin is None or stdin.transport.is_closing():
             return  # kept: the next process, or the worker's own writer, takes them
         lines, encoded = [], []
-        for unsent in self._unsent_answers:
+        for unsent in self._unsent:
             try:
                 lines.append(encode(unsent.seq, unsent.answered, unsent.answered_at, unsent.inputs))
             except Exception:  # a value JSON cannot hold (ValueError), or a bug: this answer's
-                self._unsent -= len(unsent.answered.ids)
                 self._write_here(unsent)
             else:
                 encoded.append(unsent)
-        self._unsent_answers = encoded
+        self._unsent = encoded
         try:
             stdin.write(b"".join(lines))
         except (RuntimeError, OSError):  # the pipe closed under us: the process is going
             return
-        self._unsent_answers = []
-        self._shipped += self._unsent
-        self._unsent = 0
+        self._unsent = []
+        self._shipped += sum(u.count for u in encoded)
 
     async def _supervise(self) -> None:
         attempt = 0
@@ -275,10 +275,10 @@ class LogProcess:
         total = self._before + stats
         self._before = replace(total, pending=0, spilling=False, failed=total.failed + max(0, lost))
         self._stats = _NO_STATS
-        self._shipped = self._unsent = 0
-        for unsent in self._unsent_answers:  # never sent: the worker writes them itself
+        self._shipped = 0
+        for unsent in self._unsent:  # never sent: the worker writes them itself
             self._write_here(unsent)
-        self._unsent_answers.clear()
+        self._unsent.clear()
         waiting, self._waiting = self._waiting, {}
         for future in waiting.values():
             if not future.done():
@@ -289,11 +289,10 @@ class LogProcess:
     def _write_here(self, unsent: _Unsent) -> None:
         """Hand an answer to the worker's own writer (whoever waits for it, waits on that)."""
         future = self._waiting.pop(unsent.seq, None) if unsent.seq else None
-        count = len(unsent.answered.ids)
         if future is None:
-            self.fallback.queue_later(count, unsent.build)
+            self.fallback.queue_later(unsent.count, unsent.build)
             return
-        durable = asyncio.wrap_future(self.fallback.submit_later(count, unsent.build))
+        durable = asyncio.wrap_future(self.fallback.submit_later(unsent.count, unsent.build))
         durable.add_done_callback(partial(_follow, future))
 
 
