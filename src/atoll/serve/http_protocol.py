@@ -17,7 +17,9 @@ the same way, and dropped: nothing in a prediction request needs them, and
 fields that arrive after the app read the headers must not join them.
 
 Nagle's algorithm is off on every connection: with it, uvicorn #3149, every
-keep-alive response waited ~40 ms for a delayed ACK.
+keep-alive response waited ~40 ms for a delayed ACK. Responses leave at the
+end of the event loop's turn, one write per connection
+(:mod:`atoll.serve.coalesce`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from atoll.spec_serve import KIB
+
+from .coalesce import CoalescingTransport
 
 log = logging.getLogger("atoll.serve")
 
@@ -66,7 +70,7 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         self._trailer_bytes = 0
         self._trailer_fields = 0
         self._refused = False
-        super().connection_made(transport)  # type: ignore[arg-type]
+        super().connection_made(CoalescingTransport(transport))  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
         if self._refused:  # answered and closing: nothing more is read
