@@ -36,8 +36,9 @@ from . import routes_mlflow, routes_ops, routes_v1, routes_v2
 from .access_log import ACCESS_LOGGER
 from .auth import Authenticator, AuthSettings
 from .docs import docs_routes
-from .errors import Problem, envelope, problem_for
+from .errors import Problem, envelope
 from .hot_routes import ErrorHandler, HotRoutes
+from .lane import LANE_STATE, PredictLane
 from .limits import harden_from_spec
 from .logframes import ProcessSettings
 from .logship import LogProcess
@@ -46,10 +47,10 @@ from .metrics import LOG_OUTCOMES, get_metrics
 from .models import ModelSet
 from .openapi import ModelDoc, build_openapi
 from .recorder import Recorder
-from .routes_v1 import json_response
+from .routes_v1 import JSON, json_response
 from .server import Lifecycle
 from .service import PredictService
-from .state import ServerState, request_id, server
+from .state import ServerState, error_answer, request_id, server
 from .threads import cores_per_worker
 
 log = logging.getLogger("atoll.serve")
@@ -81,19 +82,23 @@ def create_app(options: AppOptions, lifecycle: Lifecycle | None = None) -> ASGIA
     # Starlette tries routes in order: the POST routes (predictions, feedback) carry nearly
     # all the traffic, so they are tried first. No two routes share a path, so order is free.
     routes.sort(key=lambda route: "POST" not in (getattr(route, "methods", None) or ()))
+    lanes: list[PredictLane] = []  # filled below: the lifespan runs after this returns
     app = Starlette(
         routes=routes,
-        lifespan=lambda app: _lifespan(app, options, lifecycle or Lifecycle()),
+        lifespan=lambda app: _lifespan(app, options, lifecycle or Lifecycle(), lanes),
         exception_handlers=dict(ERROR_HANDLERS),
     )
     app.add_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     hot = [route for route in routes if isinstance(route, Route)]
-    return harden_from_spec(
+    hardened = harden_from_spec(
         HotRoutes(app, hot, ERROR_HANDLERS),
         options.serve,
         metrics=get_metrics(),
         render_error=_render_error,
     )
+    if not options.serve.cors_origins:  # CORS headers are the CORS middleware's to add
+        lanes.append(PredictLane(hardened))
+    return hardened
 
 
 def _render_error(path: str, problem: Problem, request_id: str) -> tuple[bytes, str]:
@@ -125,13 +130,10 @@ async def _openapi(request: Request) -> Response:
 
 
 async def _handle_error(request: Request, error: Exception) -> Response:
-    problem = problem_for(error)
     model = request.path_params.get("name") if request.path_params else None
     state = getattr(request.app.state, "atoll", None)
-    if model and state is not None and model in state.models.slots:
-        state.metrics.observe_error(model, problem.code)
-    body = envelope(request.url.path, problem, request_id(request) or None)
-    response = json_response(body, problem.status)
+    problem, body = error_answer(state, request.url.path, model, error, request_id(request))
+    response = Response(body, problem.status, media_type=JSON)
     response.headers.update(problem.headers)
     return response
 
@@ -151,12 +153,14 @@ ERROR_HANDLERS: dict[type[Exception], ErrorHandler] = {
 
 @contextlib.asynccontextmanager
 async def _lifespan(
-    app: Starlette, options: AppOptions, lifecycle: Lifecycle
-) -> AsyncIterator[None]:
+    app: Starlette, options: AppOptions, lifecycle: Lifecycle, lanes: Sequence[PredictLane]
+) -> AsyncIterator[dict[str, PredictLane]]:
     settings = options.settings
     registry = await asyncio.to_thread(Registry.from_settings, settings)
     state = await _build_state(registry, options)
     app.state.atoll = state
+    for lane in lanes:
+        lane.state = state
     settle_memory()
     lifecycle.listeners.append(state.start_draining)
     tasks = [
@@ -166,7 +170,7 @@ async def _lifespan(
         asyncio.create_task(_flush_access_log(), name="atoll-access-flush"),
     ]
     try:
-        yield
+        yield {LANE_STATE: lanes[0]} if lanes else {}  # uvicorn hands it to each connection
     finally:
         state.draining = True
         for task in tasks:

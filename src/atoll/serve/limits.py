@@ -125,6 +125,20 @@ class LimitSettings:
         return self.max_other_body_bytes, "serve.limits.max_other_body_bytes"
 
 
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """What the access log and the request metrics note of one answered request."""
+
+    method: str
+    path: str
+    route: str
+    status: int
+    started: float  # time.perf_counter() when the request reached the server
+    request_id: str
+    client: str | None
+    key_id: str | None
+
+
 class HardeningMiddleware:
     """Wraps the whole app; see the module docstring for what it enforces.
 
@@ -164,13 +178,18 @@ class HardeningMiddleware:
         """Requests this process is answering now."""
         return self._in_flight
 
+    @property
+    def security_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """What every response outside the docs carries (the docs get a looser CSP)."""
+        return self._headers
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         path: str = scope["path"]
-        request_id, length, chunked = _scan(scope["headers"])
+        request_id, length, chunked = scan_headers(scope["headers"])
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
@@ -214,9 +233,7 @@ class HardeningMiddleware:
         has_body = chunked or (length is not None and length != b"0")
         if has_body:
             cycle.arm(receive, self._watch)
-        self._in_flight += 1
-        if self.metrics is not None:
-            self.metrics.in_flight.inc()
+        self.begin_request()
         try:
             await self.app(scope, cycle.receive if has_body else receive, cycle.send)
         except ServeError as error:
@@ -231,34 +248,56 @@ class HardeningMiddleware:
         finally:
             if has_body:
                 self._watch.discard(cycle)
-            self._in_flight -= 1
-            if self.metrics is not None:
-                self.metrics.in_flight.dec()
+            self.end_request()
+
+    def begin_request(self) -> None:
+        """Count a request in flight (every answered request, whichever path served it)."""
+        self._in_flight += 1
+        if self.metrics is not None:
+            self.metrics.in_flight.inc()
+
+    def end_request(self) -> None:
+        self._in_flight -= 1
+        if self.metrics is not None:
+            self.metrics.in_flight.dec()
 
     def _finish(self, scope: Scope, root_path: str, cycle: _Cycle, started: float) -> None:
-        seconds = time.perf_counter() - started
-        status = cycle.status or 500
         route = _route_template(scope, root_path)
         if route == UNMATCHED_ROUTE:  # refused before routing: label it with the path's route
             route = _matching_template(self.app, scope)
+        client = scope.get("client")
+        self.answered(
+            Answered(
+                scope["method"],
+                scope["path"],
+                route,
+                cycle.status or 500,
+                started,
+                cycle.request_id,
+                client[0] if client else None,
+                scope["state"].get(KEY_ID_STATE),
+            )
+        )
+
+    def answered(self, request: Answered) -> None:
+        """Count an answered request and write its access line."""
+        seconds = time.perf_counter() - request.started
         if self.metrics is not None:
-            self.metrics.observe_request(route, scope["method"], status, seconds)
+            self.metrics.observe_request(request.route, request.method, request.status, seconds)
         access_log = self.access_log
         if access_log.enabled:
-            client = scope.get("client")
             entry: dict[str, Any] = {
                 "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "request_id": cycle.request_id,
-                "method": scope["method"],
-                "path": scope["path"],
-                "route": route,
-                "status": status,
+                "request_id": request.request_id,
+                "method": request.method,
+                "path": request.path,
+                "route": request.route,
+                "status": request.status,
                 "duration_ms": round(seconds * 1000.0, 3),
-                "client": client[0] if client else None,
+                "client": request.client,
             }
-            key_id = scope["state"].get(KEY_ID_STATE)
-            if key_id:
-                entry["key_id"] = key_id
+            if request.key_id:
+                entry["key_id"] = request.key_id
             access_log.write(orjson.dumps(entry).decode())
 
 
@@ -431,15 +470,26 @@ class _Cycle:
     ) -> None:
         self.status = status
         self.started = True
-        merged = list(headers)
-        present = {name.lower() for name, _ in merged}
-        if present.isdisjoint(_OURS):  # the usual case: the app set none of them
-            merged.extend(self.security)
-        else:  # a route's own value wins (e.g. its Cache-Control)
-            merged.extend(item for item in self.security if item[0] not in present)
-        if b"x-request-id" not in present:
-            merged.append((b"x-request-id", self.request_id.encode("ascii")))
+        merged = with_our_headers(headers, self.security, self.request_id)
         await self._send({**message, "status": status, "headers": merged})
+
+
+def with_our_headers(
+    headers: Iterable[tuple[bytes, bytes]], security: Sequence[tuple[bytes, bytes]], request_id: str
+) -> list[tuple[bytes, bytes]]:
+    """A response's headers with the security headers and ``X-Request-ID`` added.
+
+    A header the response set itself wins (e.g. a route's own Cache-Control).
+    """
+    merged = list(headers)
+    present = {name.lower() for name, _ in merged}
+    if present.isdisjoint(_OURS):  # the usual case: the app set none of them
+        merged.extend(security)
+    else:
+        merged.extend(item for item in security if item[0] not in present)
+    if b"x-request-id" not in present:
+        merged.append((b"x-request-id", request_id.encode("ascii")))
+    return merged
 
 
 def harden(
@@ -484,7 +534,7 @@ def harden_from_spec(
     )
 
 
-def _scan(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, bytes | None, bool]:
+def scan_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, bytes | None, bool]:
     """One pass over the headers: (request id, Content-Length, chunked)."""
     given: bytes | None = None
     length: bytes | None = None
@@ -528,10 +578,13 @@ __all__ = [
     "HEALTH_PATHS",
     "REQUEST_ID_STATE",
     "UNMATCHED_ROUTE",
+    "Answered",
     "ErrorRenderer",
     "HardeningMiddleware",
     "LimitSettings",
     "harden",
     "harden_from_spec",
     "native_error",
+    "scan_headers",
+    "with_our_headers",
 ]

@@ -127,6 +127,12 @@ class Metrics:
             multiprocess_mode="max",
             registry=reg,
         )
+        self.direct_requests = Counter(
+            "atoll_http_direct_requests",
+            "Native prediction requests the HTTP protocol answered itself, without the ASGI"
+            " stack (also counted in atoll_http_requests_total).",
+            registry=reg,
+        )
         self.in_flight = Gauge(
             "atoll_in_flight_requests",
             "HTTP requests being answered now (summed over live workers).",

@@ -10,13 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from atoll.store.keys import ApiKey
 from atoll.store.predlog import record_feedback
 
 from .codecs import decode_native, encode_native, parse_json
 from .errors import BadRequest
 from .jsonio import check_depth
 from .models import ModelSlot
-from .state import authorize, predict_rows, read_body, server
+from .state import ServerState, authorize, read_body, request_id, server
 
 JSON = "application/json"
 
@@ -50,18 +51,37 @@ async def predict(request: Request) -> Response:
     state = server(request)
     state.models.get(name)  # an unknown model is a 404 before the body is read
     body = await read_body(request)
+    content_type = request.headers.get("content-type")
+    content = await predict_body(state, name, body, content_type, key, request_id(request))
+    return Response(content, media_type=JSON)
+
+
+async def predict_body(
+    state: ServerState,
+    name: str,
+    body: bytes,
+    content_type: str | None,
+    key: ApiKey | None,
+    request_id: str,
+) -> bytes:
+    """The answer to a native prediction request whose caller was authorized: JSON bytes.
+
+    Shared by the route and :mod:`atoll.serve.lane`, which answers it without ASGI.
+    """
     limits = state.spec.limits
     decoded = decode_native(
-        body,
-        request.headers.get("content-type"),
-        max_rows=limits.max_rows,
-        max_depth=limits.max_json_depth,
+        body, content_type, max_rows=limits.max_rows, max_depth=limits.max_json_depth
     )
-    answer = await predict_rows(request, name, decoded, key)
-    content = encode_native(
+    answer = await state.service.predict(
+        name,
+        decoded.columns,
+        decoded.n_rows,
+        key_id=key.key_id if key else None,
+        request_id=request_id,
+    )
+    return encode_native(
         answer.prediction, model=answer.model, version=answer.version, prediction_ids=answer.ids
     )
-    return Response(content, media_type=JSON)
 
 
 async def feedback(request: Request) -> Response:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 
 from atoll.spec_serve import ServeSpec
+
+from .errors import Problem, envelope, problem_for
 
 if TYPE_CHECKING:
     from atoll.store.keys import ApiKey
@@ -104,6 +107,19 @@ async def read_body(request: Request) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def error_answer(
+    state: ServerState | None, path: str, model: str | None, error: Exception, request_id: str
+) -> tuple[Problem, bytes]:
+    """What a route's error tells the client, and the body in the route's protocol envelope.
+
+    Counted as a model error when ``model`` is one this worker serves.
+    """
+    problem = problem_for(error)
+    if model and state is not None and model in state.models.slots:
+        state.metrics.observe_error(model, problem.code)
+    return problem, orjson.dumps(envelope(path, problem, request_id or None))
 
 
 def request_id(request: Request) -> str:
