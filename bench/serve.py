@@ -5,7 +5,11 @@ promoted), then for each worker count starts, one after the other:
 
 - **hello**: a bare Starlette + uvicorn (uvloop, httptools) endpoint that reads
   the body and answers a constant JSON object: the ceiling of Python HTTP here;
-- **bare**: the same demo model behind a bare Starlette endpoint calling the
+  then, at the top connection count only, the same app on atoll's own HTTP
+  layer (`hello-atoll`: uvicorn with `atoll.serve.http_protocol`, which writes
+  each connection's response once per event-loop turn), a reference showing
+  how much of atoll's speed is that layer;
+- **bare**: the same demo model behind a bare Starlette + uvicorn endpoint calling the
   LightGBM booster directly (one OpenMP thread), see `bench/serve_bare_app.py`.
   Route `native` takes atoll's body and builds a one-row DataFrame, then the
   feature matrix with the model's schema check and wrangler; route `encoded`
@@ -61,6 +65,8 @@ HERE = Path(__file__).resolve().parent
 LUA = HERE / "serve_wrk.lua"
 MODEL = "credit-risk"
 NATIVE = f"/v1/models/{MODEL}/predict"
+ATOLL_HTTP = "atoll.serve.http_protocol:HardenedHttpProtocol"
+"""atoll's HTTP layer (header caps, writes coalesced per loop turn), for the reference hello."""
 ROUTES = {"native": NATIVE, "v2": f"/v2/models/{MODEL}/infer", "mlflow": "/invocations"}
 BATCH_ROWS = 1_000
 BATCH_REPEAT = 50
@@ -454,16 +460,10 @@ def atoll_cmd(root: Path, workers: int) -> list[str]:
     return [sys.executable, "-m", "atoll", "-C", str(root), *serve]
 
 
-def bare_cmd(app: str, workers: int) -> list[str]:
+def bare_cmd(app: str, workers: int, http: str = "httptools") -> list[str]:
+    """A bare app under stock uvicorn (uvloop, httptools), or under ``http``, a protocol class."""
     where = ["--app-dir", str(HERE), "--host", "127.0.0.1", "--port", "{port}"]
-    how = [
-        "--workers",
-        str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "atoll.serve.http_protocol:HardenedHttpProtocol",
-    ]
+    how = ["--workers", str(workers), "--loop", "uvloop", "--http", http]
     quiet = ["--no-access-log", "--log-level", "warning"]
     return [sys.executable, "-m", "uvicorn", f"serve_bare_app:{app}", *where, *how, *quiet]
 
@@ -536,6 +536,16 @@ def run(args: argparse.Namespace, wrk: str | None, scratch: Path) -> tuple[list[
             [("hello", "/hello", body["native"])],
             None,
             conns,
+        )
+        measure(
+            "hello-atoll",
+            workers,
+            bare_cmd("hello", workers, ATOLL_HTTP),
+            bare_env,
+            "/readyz",
+            [("hello", "/hello", body["native"])],
+            None,
+            [max(conns)],
         )
 
         def bare_batch(server: Server, workers: int = workers) -> None:
@@ -651,6 +661,13 @@ def ratios(cells: list[Cell], extras: Extras, w: int, top: int) -> list[str]:
             "atoll / hello-world ceiling",
             f"{atoll.rps / hello.rps:.0%}",
             f"{atoll.rps:,.0f} vs {hello.rps:,.0f} req/s, target >= 50%",
+        )
+    hello_ours = cell("hello-atoll", w, "hello")
+    if hello_ours:
+        add(
+            "atoll / hello on atoll's HTTP layer",
+            f"{atoll.rps / hello_ours.rps:.0%}",
+            f"{atoll.rps:,.0f} vs {hello_ours.rps:,.0f} req/s, reference (no target)",
         )
     bare_p99 = f"; bare, pre-encoded {encoded.p99_ms:.2f} ms" if encoded else ""
     add("atoll p99", f"{atoll.p99_ms:.2f} ms", f"target < 25 ms{bare_p99}")
