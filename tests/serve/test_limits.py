@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -33,6 +34,7 @@ from atoll.spec_serve import ServeSpec
 
 from .conftest import ServeInThread
 
+LOG_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
 SECURITY = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
@@ -318,15 +320,18 @@ def test_access_log_has_one_json_line_per_request_and_never_the_key(
     secret = "atoll_0123456789ab_" + "s" * 43
     web = client(serve_in_thread(HardeningMiddleware(make_app(), SMALL)), http)
 
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
     web.get("/keyed", headers={"Authorization": f"Bearer {secret}", "X-Request-ID": "log-1"})
     web.post("/v1/models/credit/predict", content=b'{"secret": 1}', headers={"X-API-Key": secret})
+    after = datetime.now(UTC) + timedelta(milliseconds=1)
 
     keyed, predicted = access_entries(caplog, 2)[-2:]
     assert keyed["request_id"] == "log-1"
     assert keyed["method"] == "GET" and keyed["path"] == "/keyed" and keyed["status"] == 200
     assert keyed["key_id"] == "0123456789ab"
     assert isinstance(keyed["duration_ms"], float) and keyed["duration_ms"] >= 0
-    assert isinstance(keyed["time"], str) and keyed["time"].endswith("+00:00")
+    assert isinstance(keyed["time"], str) and re.fullmatch(LOG_TIME, keyed["time"])
+    assert before <= datetime.fromisoformat(keyed["time"]) <= after
     assert predicted["route"] == "/v1/models/{name}/predict"
     assert predicted["path"] == "/v1/models/credit/predict"
     assert "key_id" not in predicted

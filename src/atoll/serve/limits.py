@@ -167,6 +167,7 @@ class HardeningMiddleware:
             access_log if access_log is not None else logging.getLogger(ACCESS_LOGGER)
         )
         self._in_flight = 0
+        self._clock = _MillisecondClock()
         self._watch = _BodyWatch(self.settings.body_timeout_s)
         self._docs = self.settings.docs_prefix
         self._docs_slash = self._docs + "/"
@@ -287,7 +288,7 @@ class HardeningMiddleware:
         access_log = self.access_log
         if access_log.enabled:
             entry: dict[str, Any] = {
-                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "time": self._clock.now(),
                 "request_id": request.request_id,
                 "method": request.method,
                 "path": request.path,
@@ -299,6 +300,26 @@ class HardeningMiddleware:
             if request.key_id:
                 entry["key_id"] = request.key_id
             access_log.write(orjson.dumps(entry).decode())
+
+
+class _MillisecondClock:
+    """The time for access lines (ISO 8601, UTC, milliseconds), formatted once a millisecond.
+
+    A loaded worker writes several lines a millisecond; formatting a datetime
+    for each cost ~2% of a one-row prediction's time on the event loop.
+    """
+
+    def __init__(self) -> None:
+        self._ms = -1
+        self._text = ""
+
+    def now(self) -> str:
+        ms = time.time_ns() // 1_000_000
+        if ms != self._ms:
+            seconds, millis = divmod(ms, 1000)
+            moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=millis * 1000)
+            self._ms, self._text = ms, moment.isoformat(timespec="milliseconds")
+        return self._text
 
 
 class _BodyWatch:
