@@ -1,31 +1,35 @@
-"""The native prediction POST, answered from the HTTP protocol with no ASGI between.
+"""Prediction POSTs answered from the HTTP protocol, with no ASGI between.
 
-Nearly all of a server's traffic is ``POST /v1/models/{name}/predict``. Through
-ASGI, each one costs an asyncio task running the app, the hardening
-middleware's receive and send wrappers, the hot-route dispatch, Starlette's
-``Request`` and ``Response`` and three ASGI messages through uvicorn's cycle:
-more of the event loop's time than the prediction itself. The worker's
-protocol (:mod:`atoll.serve.http_protocol`) hands such a request here instead,
-once its whole body has arrived, and this lane answers it exactly as the ASGI
-path would: the same authorization, decoding, prediction and prediction log
-(:func:`atoll.serve.routes_v1.predict_body`), the same error bodies
+Nearly all of a server's traffic is predictions: ``POST
+/v1/models/{name}/predict``, ``/v2/models/{name}/infer`` and
+``/invocations``. Through ASGI, each one costs an asyncio task running the
+app, the hardening middleware's receive and send wrappers, the hot-route
+dispatch, Starlette's ``Request`` and ``Response`` and three ASGI messages
+through uvicorn's cycle: more of the event loop's time than the prediction
+itself. The worker's protocol (:mod:`atoll.serve.http_protocol`) hands such a
+request here instead, once its whole body has arrived, and this lane answers
+it exactly as the ASGI route would: with the route's own answer function
+(:func:`~atoll.serve.routes_v1.predict_body`,
+:func:`~atoll.serve.routes_v2.infer_body`,
+:func:`~atoll.serve.routes_mlflow.invocations_body`: decoding, prediction,
+prediction log, encoding), the same authorization, the same error bodies
 (:func:`atoll.serve.state.error_answer`), the same headers
 (:func:`atoll.serve.limits.with_our_headers`), the same in-flight count,
 metrics and access line (the hardening middleware's own methods).
 
 The protocol offers a request only when the lane can answer it that way: an
 HTTP/1.1 keep-alive POST with a ``Content-Length`` within the body limit, no
-``Expect``, no query string, no percent-escapes, a model this worker serves,
-the server under its in-flight limit and no CORS configured. Anything else,
-and any request whose body needs a second read (where the ASGI path's body
-deadline applies), takes the ASGI path unchanged.
+``Expect``, no query string, no percent-escapes, a model this worker serves
+(V2: its live version), the server under its in-flight limit and no CORS
+configured. Anything else, and any request whose body needs a second read
+(where the ASGI path's body deadline applies), takes the ASGI path unchanged.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,30 +39,51 @@ from starlette.exceptions import HTTPException
 from atoll.errors import AtollError
 
 from .limits import Answered, HardeningMiddleware, scan_headers, with_our_headers
+from .routes_mlflow import invocations_body, model_name
 from .routes_v1 import JSON, predict_body
+from .routes_v2 import infer_body
 from .state import error_answer
 
 if TYPE_CHECKING:
+    from atoll.store.keys import ApiKey
+
     from .state import ServerState
 
 log = logging.getLogger("atoll.serve")
 
 LANE_STATE = "atoll.lane"
 """The lifespan state key under which each worker's protocol finds the lane."""
-ROUTE = "/v1/models/{name}/predict"
-_PREFIX = b"/v1/models/"
-_SUFFIX = b"/predict"
 _JSON = JSON.encode("ascii")
 
 Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
 """``(status, headers, body)``: the protocol's writer of one response."""
+AnswerBody = Callable[
+    ["ServerState", str, bytes, Mapping[str, str], "ApiKey | None", str], Awaitable[bytes]
+]
+"""A route's answer to an authorized request: ``(state, model, body, headers, key, id)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DirectRoute:
+    """A prediction route the lane answers, and the route's own code it answers with."""
+
+    template: str  # its label in metrics and access lines
+    answer: AnswerBody
+    model_in_path: bool  # else the model comes from the headers (errors not counted by model)
+
+
+NATIVE = DirectRoute("/v1/models/{name}/predict", predict_body, model_in_path=True)
+V2 = DirectRoute("/v2/models/{name}/infer", infer_body, model_in_path=True)
+MLFLOW = DirectRoute("/invocations", invocations_body, model_in_path=False)
+_IN_PATH = ((b"/v1/models/", b"/predict", NATIVE), (b"/v2/models/", b"/infer", V2))
 
 
 @dataclass(slots=True)
 class LaneRequest:
     """A request the lane took: what its answer needs from the head."""
 
-    name: str
+    route: DirectRoute
+    name: str | None  # None: named by the headers (MLflow)
     path: str
     headers: list[tuple[bytes, bytes]]
     request_id: str
@@ -66,7 +91,7 @@ class LaneRequest:
 
 
 class PredictLane:
-    """Answers native prediction requests the protocol hands over; see the module docstring."""
+    """Answers the prediction requests the protocol hands over; see the module docstring."""
 
     def __init__(self, hardening: HardeningMiddleware) -> None:
         self.hardening = hardening
@@ -75,27 +100,20 @@ class PredictLane:
     def take(
         self, url: bytes, headers: list[tuple[bytes, bytes]], client: str | None
     ) -> LaneRequest | None:
-        """The request, if the lane answers it: a native predict URL of a served model.
+        """The request, if the lane answers it: a prediction URL of a served model.
 
         The protocol has checked the method, version, keep-alive and ``Expect``.
         """
         state = self.state
-        if (
-            state is None
-            or not url.startswith(_PREFIX)
-            or not url.endswith(_SUFFIX)
-            or b"%" in url
-            or b"?" in url
-            or b"#" in url
-        ):
+        if state is None or b"%" in url or b"?" in url or b"#" in url:
             return None
-        try:
-            path = url.decode("ascii")
-        except UnicodeDecodeError:
+        found = _route(url)
+        if found is None:
             return None
-        name = path[len(_PREFIX) : -len(_SUFFIX)]
-        if name not in state.models.slots:  # an unknown name's 404 comes from the ASGI path
-            return None
+        route, name = found
+        if name is not None and name not in state.models.slots:
+            return None  # an unknown name's 404 comes from the ASGI path
+        path = url.decode("ascii")  # the route matched: ASCII
         hardening = self.hardening
         if hardening.in_flight >= hardening.settings.max_in_flight:
             return None  # the ASGI path answers 503
@@ -104,7 +122,7 @@ class PredictLane:
             return None
         if int(length) > hardening.settings.body_limit(path)[0]:
             return None  # the ASGI path answers 413
-        return LaneRequest(name, path, headers, request_id, client)
+        return LaneRequest(route, name, path, headers, request_id, client)
 
     async def answer(self, request: LaneRequest, body: bytes, respond: Respond) -> None:
         """Answer one request the lane took, through ``respond``; never raises for the request."""
@@ -112,7 +130,7 @@ class PredictLane:
         assert state is not None  # the lane takes requests only once the app started
         started = time.perf_counter()
         hardening = self.hardening
-        name, request_id = request.name, request.request_id
+        route, name, request_id = request.route, request.name, request.request_id
         key_id: str | None = None
         status = 500
         hardening.begin_request()
@@ -120,16 +138,17 @@ class PredictLane:
             headers = Headers(raw=request.headers)
             extra: list[tuple[bytes, bytes]] = []
             try:
+                if name is None:
+                    name = model_name(state, None, headers)
                 key = state.auth.authorize(headers, request.client or "", "predict", name)
                 key_id = key.key_id if key is not None else None
-                content = await predict_body(
-                    state, name, body, headers.get("content-type"), key, request_id
-                )
+                content = await route.answer(state, name, body, headers, key, request_id)
                 status = 200
             except Exception as error:
                 if not isinstance(error, AtollError | HTTPException):
                     log.error("unexpected error on %s", request.path, exc_info=error)
-                problem, content = error_answer(state, request.path, name, error, request_id)
+                counted = request.name if route.model_in_path else None
+                problem, content = error_answer(state, request.path, counted, error, request_id)
                 status = problem.status
                 extra = [
                     (k.lower().encode("latin-1"), v.encode("latin-1"))
@@ -141,11 +160,29 @@ class PredictLane:
             hardening.end_request()
             if hardening.metrics is not None:
                 hardening.metrics.direct_requests.inc()
-            hardening.answered(
-                Answered(
-                    "POST", request.path, ROUTE, status, started, request_id, request.client, key_id
-                )
+            answered = Answered(
+                "POST",
+                request.path,
+                route.template,
+                status,
+                started,
+                request_id,
+                request.client,
+                key_id,
             )
+            hardening.answered(answered)
+
+
+def _route(url: bytes) -> tuple[DirectRoute, str | None] | None:
+    """The route a URL is, and the model it names (None for MLflow's, named in a header)."""
+    if url == b"/invocations":
+        return MLFLOW, None
+    for prefix, suffix, route in _IN_PATH:
+        if url.startswith(prefix) and url.endswith(suffix) and url.isascii():
+            name = url[len(prefix) : -len(suffix)]
+            if name and b"/" not in name:
+                return route, name.decode("ascii")
+    return None
 
 
 def lane_of(app_state: dict[str, Any]) -> PredictLane | None:
@@ -154,4 +191,14 @@ def lane_of(app_state: dict[str, Any]) -> PredictLane | None:
     return lane if isinstance(lane, PredictLane) else None
 
 
-__all__ = ["LANE_STATE", "ROUTE", "LaneRequest", "PredictLane", "Respond", "lane_of"]
+__all__ = [
+    "LANE_STATE",
+    "MLFLOW",
+    "NATIVE",
+    "V2",
+    "DirectRoute",
+    "LaneRequest",
+    "PredictLane",
+    "Respond",
+    "lane_of",
+]

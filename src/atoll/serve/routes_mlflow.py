@@ -6,16 +6,19 @@ ignore`` is set, and errors never carry a stack trace.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 import atoll
+from atoll.store.keys import ApiKey
 
 from .codecs import decode_mlflow, encode_mlflow
 from .errors import BadRequest
 from .routes_v1 import JSON
-from .state import authorize, predict_rows, read_body, server
+from .state import ServerState, authorize, predict_decoded, read_body, request_id, server
 
 MODEL_HEADER = "x-atoll-model"
 
@@ -31,28 +34,46 @@ async def version(request: Request) -> Response:
 
 
 async def invocations(request: Request) -> Response:
-    name = _model_name(request)
-    key = authorize(request, "predict", name)
     state = server(request)
+    name = model_name(state, request.query_params.get("model"), request.headers)
+    key = authorize(request, "predict", name)
+    body = await read_body(request)
+    content = await invocations_body(state, name, body, request.headers, key, request_id(request))
+    return Response(content, media_type=JSON)
+
+
+async def invocations_body(
+    state: ServerState,
+    name: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    key: ApiKey | None,
+    request_id: str,
+) -> bytes:
+    """The answer to an MLflow scoring request whose caller was authorized: JSON bytes.
+
+    Shared by the route and :mod:`atoll.serve.lane`, which answers it without ASGI.
+    """
     schema = state.models.get(name).current.predictor.schema
+    limits = state.spec.limits
     decoded = decode_mlflow(
-        await read_body(request),
-        request.headers.get("content-type"),
+        body,
+        headers.get("content-type"),
         input_names=schema.features,
-        max_rows=state.spec.limits.max_rows,
-        max_depth=state.spec.limits.max_json_depth,
+        max_rows=limits.max_rows,
+        max_depth=limits.max_json_depth,
         numeric=[name for name, column in schema.columns.items() if column.type.is_numeric],
     )
-    answer = await predict_rows(request, name, decoded, key)
-    return Response(encode_mlflow(answer.prediction, prediction_ids=answer.ids), media_type=JSON)
+    answer = await predict_decoded(state, name, decoded, key, request_id)
+    return encode_mlflow(answer.prediction, prediction_ids=answer.ids)
 
 
-def _model_name(request: Request) -> str:
+def model_name(state: ServerState, query: str | None, headers: Mapping[str, str]) -> str:
     """The single served model, or the one named by ``?model=`` or ``X-Atoll-Model``."""
-    named = request.query_params.get("model") or request.headers.get(MODEL_HEADER)
+    named = query or headers.get(MODEL_HEADER)
     if named:
         return named
-    slots = server(request).models.slots
+    slots = state.models.slots
     if len(slots) != 1:
         raise BadRequest(
             f"{len(slots)} models are served here: name one with ?model= or {MODEL_HEADER}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from .codecs import decode_native, encode_native, parse_json
 from .errors import BadRequest
 from .jsonio import check_depth
 from .models import ModelSlot
-from .state import ServerState, authorize, read_body, request_id, server
+from .state import ServerState, authorize, predict_decoded, read_body, request_id, server
 
 JSON = "application/json"
 
@@ -51,8 +52,7 @@ async def predict(request: Request) -> Response:
     state = server(request)
     state.models.get(name)  # an unknown model is a 404 before the body is read
     body = await read_body(request)
-    content_type = request.headers.get("content-type")
-    content = await predict_body(state, name, body, content_type, key, request_id(request))
+    content = await predict_body(state, name, body, request.headers, key, request_id(request))
     return Response(content, media_type=JSON)
 
 
@@ -60,7 +60,7 @@ async def predict_body(
     state: ServerState,
     name: str,
     body: bytes,
-    content_type: str | None,
+    headers: Mapping[str, str],
     key: ApiKey | None,
     request_id: str,
 ) -> bytes:
@@ -70,15 +70,12 @@ async def predict_body(
     """
     limits = state.spec.limits
     decoded = decode_native(
-        body, content_type, max_rows=limits.max_rows, max_depth=limits.max_json_depth
+        body,
+        headers.get("content-type"),
+        max_rows=limits.max_rows,
+        max_depth=limits.max_json_depth,
     )
-    answer = await state.service.predict(
-        name,
-        decoded.columns,
-        decoded.n_rows,
-        key_id=key.key_id if key else None,
-        request_id=request_id,
-    )
+    answer = await predict_decoded(state, name, decoded, key, request_id)
     return encode_native(
         answer.prediction, model=answer.model, version=answer.version, prediction_ids=answer.ids
     )

@@ -7,18 +7,21 @@ research/protocols.md: any or no Content-Type, binary tensors, gzip, and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 import atoll
+from atoll.store.keys import ApiKey
 
 from .codecs import decode_v2, encode_v2, v2_model_metadata
 from .errors import BadRequest
 from .models import LoadedVersion
 from .routes_ops import live, ready
 from .routes_v1 import JSON, json_response
-from .state import authorize, predict_rows, read_body, server
+from .state import ServerState, authorize, predict_decoded, read_body, request_id, server
 
 
 async def server_metadata(request: Request) -> Response:
@@ -46,24 +49,47 @@ async def infer(request: Request) -> Response:
     name = request.path_params["name"]
     key = authorize(request, "predict", name)
     state = server(request)
-    loaded = _loaded(request)
-    decoded = decode_v2(
-        await read_body(request),
-        request.headers,
-        input_names=loaded.predictor.schema.features,
-        max_rows=state.spec.limits.max_rows,
-        max_inflated_bytes=state.spec.limits.max_body_bytes,
-        max_depth=state.spec.limits.max_json_depth,
+    version = _version(request)
+    _loaded(request)  # an unknown model or version is a 404 before the body is read
+    body = await read_body(request)
+    content = await infer_body(
+        state, name, body, request.headers, key, request_id(request), version=version
     )
-    answer = await predict_rows(request, name, decoded, key, _version(request))
-    content = encode_v2(
+    return Response(content, media_type=JSON)
+
+
+async def infer_body(
+    state: ServerState,
+    name: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    key: ApiKey | None,
+    request_id: str,
+    version: int | None = None,
+) -> bytes:
+    """The answer to a V2 inference request whose caller was authorized: JSON bytes.
+
+    Shared by the route and :mod:`atoll.serve.lane`, which answers it without ASGI.
+    """
+    models = state.models
+    loaded = models.get(name).current if version is None else models.version(name, version)
+    limits = state.spec.limits
+    decoded = decode_v2(
+        body,
+        headers,
+        input_names=loaded.predictor.schema.features,
+        max_rows=limits.max_rows,
+        max_inflated_bytes=limits.max_body_bytes,
+        max_depth=limits.max_json_depth,
+    )
+    answer = await predict_decoded(state, name, decoded, key, request_id, version)
+    return encode_v2(
         answer.prediction,
         model=answer.model,
         version=answer.version,
         request_id=decoded.request_id,
         prediction_ids=answer.ids,
     )
-    return Response(content, media_type=JSON)
 
 
 def _version(request: Request) -> int | None:

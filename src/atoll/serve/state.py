@@ -76,17 +76,22 @@ def authorize(request: Request, scope: str, model: str | None = None) -> ApiKey 
     return server(request).auth.authorize_request(request, scope, model)
 
 
-async def predict_rows(
-    request: Request, name: str, decoded: Decoded, key: ApiKey | None, version: int | None = None
+async def predict_decoded(
+    state: ServerState,
+    name: str,
+    decoded: Decoded,
+    key: ApiKey | None,
+    request_id: str,
+    version: int | None = None,
 ) -> Answer:
     """Predict the decoded rows with model ``name``: what every protocol's route does."""
-    return await server(request).service.predict(
+    return await state.service.predict(
         name,
         decoded.columns,
         decoded.n_rows,
         version=version,
         key_id=key.key_id if key else None,
-        request_id=request_id(request),
+        request_id=request_id,
     )
 
 
