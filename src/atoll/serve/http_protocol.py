@@ -20,6 +20,13 @@ Nagle's algorithm is off on every connection: with it, uvicorn #3149, every
 keep-alive response waited ~40 ms for a delayed ACK. Responses leave at the
 end of the event loop's turn, one write per connection
 (:mod:`atoll.serve.coalesce`).
+
+Prediction POSTs that :mod:`atoll.serve.lane` can answer skip the ASGI stack:
+when such a request's head is complete, a stand-in takes uvicorn's cycle slot
+(so pipelined requests queue behind it, and shutdown and a lost connection
+reach it), the parser callbacks fill its body, and after the read the lane
+answers it, or, if the body needs more reads, uvicorn starts it as any other
+request, from the head the parser still holds.
 """
 
 from __future__ import annotations

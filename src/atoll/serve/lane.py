@@ -69,12 +69,11 @@ class DirectRoute:
 
     template: str  # its label in metrics and access lines
     answer: AnswerBody
-    model_in_path: bool  # else the model comes from the headers (errors not counted by model)
 
 
-NATIVE = DirectRoute("/v1/models/{name}/predict", predict_body, model_in_path=True)
-V2 = DirectRoute("/v2/models/{name}/infer", infer_body, model_in_path=True)
-MLFLOW = DirectRoute("/invocations", invocations_body, model_in_path=False)
+NATIVE = DirectRoute("/v1/models/{name}/predict", predict_body)
+V2 = DirectRoute("/v2/models/{name}/infer", infer_body)
+MLFLOW = DirectRoute("/invocations", invocations_body)
 _IN_PATH = ((b"/v1/models/", b"/predict", NATIVE), (b"/v2/models/", b"/infer", V2))
 
 
@@ -83,7 +82,7 @@ class LaneRequest:
     """A request the lane took: what its answer needs from the head."""
 
     route: DirectRoute
-    name: str | None  # None: named by the headers (MLflow)
+    name: str | None  # the model the path names; None: the headers name it (MLflow)
     path: str
     headers: list[tuple[bytes, bytes]]
     request_id: str
@@ -147,8 +146,10 @@ class PredictLane:
             except Exception as error:
                 if not isinstance(error, AtollError | HTTPException):
                     log.error("unexpected error on %s", request.path, exc_info=error)
-                counted = request.name if route.model_in_path else None
-                problem, content = error_answer(state, request.path, counted, error, request_id)
+                # counted by model where the path names it, as the ASGI error handler does
+                problem, content = error_answer(
+                    state, request.path, request.name, error, request_id
+                )
                 status = problem.status
                 extra = [
                     (k.lower().encode("latin-1"), v.encode("latin-1"))
