@@ -66,6 +66,32 @@ class KillOneWorker:
                 return
 
 
+class KillContextHolders:
+    """A progress reporter that kills every worker holding the job's context.
+
+    The context is the one key on the workers that is no chunk's task: with
+    every copy of it gone, the job goes on only if the scheduler can compute
+    it again.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.pids: dict[str, int] = client.run(os.getpid)
+        self.killed: list[int] = []
+
+    def note(self, text: str) -> None:
+        return None
+
+    def progress(self, progress: Progress) -> None:
+        if self.killed:
+            return
+        for worker, keys in self.client.has_what().items():
+            if worker in self.pids and any(not str(k).startswith("score_task") for k in keys):
+                self.killed.append(self.pids[worker])
+        for pid in self.killed:
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_parquet_and_csv_on_a_cluster_equal_predictor(
     cluster: Client, inputs: Inputs, score: Score
 ) -> None:
@@ -86,6 +112,19 @@ def test_a_killed_dask_worker_has_its_chunks_run_elsewhere(
     )
     assert killer.killed is not None, "no worker was ever seen running a task"
     assert killer.held  # it was running a task when it died: that task ran again elsewhere
+    assert summary.rows_scored == ROWS
+    assert_same(out, inputs.expected)
+
+
+def test_losing_every_copy_of_the_context_does_not_fail_the_job(
+    cluster: Client, inputs: Inputs, score: Score
+) -> None:
+    """The scheduler's memory manager keeps one copy of data it cannot recompute."""
+    killer = KillContextHolders(cluster)
+    summary, out = score(
+        inputs.parquet, engine="dask", address=address(cluster), chunk_rows=100, reporter=killer
+    )
+    assert killer.killed, "no worker was seen holding the context"
     assert summary.rows_scored == ROWS
     assert_same(out, inputs.expected)
 

@@ -3,7 +3,8 @@
 Given ``--address`` it joins that scheduler (its workers need atoll installed,
 and must see Parquet inputs at the same paths, since they read them
 themselves); without one it starts a LocalCluster of ``workers`` processes
-with one thread each. The job's context is scattered to every worker once.
+with one thread each. The job's context is one task whose result every
+worker fetches once (a task, so that a lost copy is computed again).
 A worker that dies has its task rerun elsewhere by the scheduler (its
 ``distributed.scheduler.allowed-failures``: 1 on the LocalCluster, the
 cluster's own setting on a remote one); a task that kills workers again fails
@@ -68,7 +69,14 @@ class DaskEngine:
     ) -> Iterator[tuple[T, R]]:
         if self._client is None:
             self.start()
-        shared = self._client.scatter(context, broadcast=True, hash=False)
+        import dask
+
+        # A task, not scattered data: scattered data has no recipe, and the scheduler's
+        # memory manager keeps one replica of it (ReduceReplicas, every 2 s), so the death
+        # of the worker holding that replica failed every task of the job ("already
+        # forgotten"). A task that is lost is run again from its graph.
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": LARGE_TASK}):
+            shared = self._client.submit(_the_context, context, pure=False)
         return windowed(self, tasks, _DaskBackend(self._client, fn, shared))
 
     def close(self) -> None:
@@ -78,6 +86,11 @@ class DaskEngine:
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def _the_context(context: C) -> C:
+    """The job's context as a task's result (see :meth:`DaskEngine.map_unordered`)."""
+    return context
 
 
 def _local_cluster(workers: int) -> Any:
