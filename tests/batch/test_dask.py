@@ -103,17 +103,24 @@ def test_parquet_and_csv_on_a_cluster_equal_predictor(
         assert 1 <= summary.peak_in_flight <= 2 * WORKERS
 
 
+def scores_everything_despite(
+    killer: KillOneWorker | KillContextHolders, cluster: Client, inputs: Inputs, score: Score
+) -> None:
+    """The job, with ``killer`` as its progress reporter, still scores every row right."""
+    summary, out = score(
+        inputs.parquet, engine="dask", address=address(cluster), chunk_rows=100, reporter=killer
+    )
+    assert summary.rows_scored == ROWS
+    assert_same(out, inputs.expected)
+
+
 def test_a_killed_dask_worker_has_its_chunks_run_elsewhere(
     cluster: Client, inputs: Inputs, score: Score
 ) -> None:
     killer = KillOneWorker(cluster)
-    summary, out = score(
-        inputs.parquet, engine="dask", address=address(cluster), chunk_rows=100, reporter=killer
-    )
+    scores_everything_despite(killer, cluster, inputs, score)
     assert killer.killed is not None, "no worker was ever seen running a task"
     assert killer.held  # it was running a task when it died: that task ran again elsewhere
-    assert summary.rows_scored == ROWS
-    assert_same(out, inputs.expected)
 
 
 def test_losing_every_copy_of_the_context_does_not_fail_the_job(
@@ -121,12 +128,8 @@ def test_losing_every_copy_of_the_context_does_not_fail_the_job(
 ) -> None:
     """The scheduler's memory manager keeps one copy of data it cannot recompute."""
     killer = KillContextHolders(cluster)
-    summary, out = score(
-        inputs.parquet, engine="dask", address=address(cluster), chunk_rows=100, reporter=killer
-    )
+    scores_everything_despite(killer, cluster, inputs, score)
     assert killer.killed, "no worker was seen holding the context"
-    assert summary.rows_scored == ROWS
-    assert_same(out, inputs.expected)
 
 
 def test_without_an_address_a_local_cluster_of_workers_is_started(
