@@ -129,8 +129,8 @@ class Metrics:
         )
         self.direct_requests = Counter(
             "atoll_http_direct_requests",
-            "Native prediction requests the HTTP protocol answered itself, without the ASGI"
-            " stack (also counted in atoll_http_requests_total).",
+            "Prediction requests (native, V2, MLflow) the HTTP protocol answered itself,"
+            " without the ASGI stack (also counted in atoll_http_requests_total).",
             registry=reg,
         )
         self.in_flight = Gauge(
