@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -36,7 +35,7 @@ from . import routes_mlflow, routes_ops, routes_v1, routes_v2
 from .access_log import ACCESS_LOGGER
 from .auth import Authenticator, AuthSettings
 from .docs import docs_routes
-from .errors import Problem, envelope
+from .errors import Problem, envelope_json
 from .hot_routes import ErrorHandler, HotRoutes
 from .lane import LANE_STATE, PredictLane
 from .limits import harden_from_spec
@@ -52,8 +51,6 @@ from .server import Lifecycle
 from .service import PredictService
 from .state import ServerState, error_answer, request_id, server
 from .threads import cores_per_worker
-
-log = logging.getLogger("atoll.serve")
 
 PRODUCTION = "production"
 SPILL_DIR = "spill"
@@ -103,7 +100,7 @@ def create_app(options: AppOptions, lifecycle: Lifecycle | None = None) -> ASGIA
 
 def _render_error(path: str, problem: Problem, request_id: str) -> tuple[bytes, str]:
     """Errors the hardening layer answers itself, in the route's protocol envelope."""
-    return orjson.dumps(envelope(path, problem, request_id or None)), "application/json"
+    return envelope_json(path, problem, request_id), JSON
 
 
 async def _openapi(request: Request) -> Response:
@@ -138,15 +135,10 @@ async def _handle_error(request: Request, error: Exception) -> Response:
     return response
 
 
-async def _handle_unexpected(request: Request, error: Exception) -> Response:
-    log.error("unexpected error on %s", request.url.path, exc_info=error)
-    return await _handle_error(request, error)
-
-
 ERROR_HANDLERS: dict[type[Exception], ErrorHandler] = {
     AtollError: _handle_error,
     HTTPException: _handle_error,
-    Exception: _handle_unexpected,
+    Exception: _handle_error,
 }
 """How a route's error becomes a response, by class: Starlette's table and the hot routes'."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from starlette.exceptions import HTTPException
 
 from atoll.errors import (
@@ -138,6 +139,10 @@ class Problem:
             error["request_id"] = request_id
         return {"error": error}
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """Its headers as an HTTP response carries them (lower-case names, bytes)."""
+        return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+
 
 INTERNAL = Problem(500, "internal_error", "the server failed to answer; see its log")
 
@@ -175,6 +180,11 @@ MLFLOW_ERROR_CODES = {
     503: "TEMPORARILY_UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
+
+
+def envelope_json(path: str, problem: Problem, request_id: str) -> bytes:
+    """:func:`envelope` as the JSON body every error answer sends (no id when empty)."""
+    return orjson.dumps(envelope(path, problem, request_id or None))
 
 
 def envelope(path: str, problem: Problem, request_id: str | None) -> dict[str, Any]:

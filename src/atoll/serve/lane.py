@@ -27,16 +27,12 @@ configured. Anything else, and any request whose body needs a second read
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
-
-from atoll.errors import AtollError
 
 from .limits import Answered, HardeningMiddleware, scan_headers, with_our_headers
 from .routes_mlflow import invocations_body, model_name
@@ -48,8 +44,6 @@ if TYPE_CHECKING:
     from atoll.store.keys import ApiKey
 
     from .state import ServerState
-
-log = logging.getLogger("atoll.serve")
 
 LANE_STATE = "atoll.lane"
 """The lifespan state key under which each worker's protocol finds the lane."""
@@ -135,7 +129,7 @@ class PredictLane:
         hardening.begin_request()
         try:
             headers = Headers(raw=request.headers)
-            extra: list[tuple[bytes, bytes]] = []
+            extra: list[tuple[bytes, bytes]] = []  # an error's own (Retry-After, ...)
             try:
                 if name is None:
                     name = model_name(state, None, headers)
@@ -144,17 +138,12 @@ class PredictLane:
                 content = await route.answer(state, name, body, headers, key, request_id)
                 status = 200
             except Exception as error:
-                if not isinstance(error, AtollError | HTTPException):
-                    log.error("unexpected error on %s", request.path, exc_info=error)
                 # counted by model where the path names it, as the ASGI error handler does
                 problem, content = error_answer(
                     state, request.path, request.name, error, request_id
                 )
                 status = problem.status
-                extra = [
-                    (k.lower().encode("latin-1"), v.encode("latin-1"))
-                    for k, v in problem.headers.items()
-                ]
+                extra = problem.raw_headers()
             own = [(b"content-length", b"%d" % len(content)), (b"content-type", _JSON), *extra]
             respond(status, with_our_headers(own, hardening.security_headers, request_id), content)
         finally:

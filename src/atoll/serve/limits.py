@@ -478,10 +478,7 @@ class _Cycle:
         headers = [
             (b"content-type", content_type.encode("latin-1")),
             (b"content-length", str(len(body)).encode("latin-1")),
-            *(
-                (k.lower().encode("latin-1"), v.encode("latin-1"))
-                for k, v in problem.headers.items()
-            ),
+            *problem.raw_headers(),
         ]
         await self._start(problem.status, headers, {"type": "http.response.start"})
         await self._send({"type": "http.response.body", "body": body})

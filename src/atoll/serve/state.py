@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import orjson
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 
+from atoll.errors import AtollError
 from atoll.spec_serve import ServeSpec
 
-from .errors import Problem, envelope, problem_for
+from .errors import Problem, envelope_json, problem_for
+
+log = logging.getLogger("atoll.serve")
 
 if TYPE_CHECKING:
     from atoll.store.keys import ApiKey
@@ -119,12 +123,15 @@ def error_answer(
 ) -> tuple[Problem, bytes]:
     """What a route's error tells the client, and the body in the route's protocol envelope.
 
-    Counted as a model error when ``model`` is one this worker serves.
+    Counted as a model error when ``model`` is one this worker serves; an error that
+    is neither ours nor routing's is a fault, logged with its traceback (never sent).
     """
+    if not isinstance(error, AtollError | HTTPException):
+        log.error("unexpected error on %s", path, exc_info=error)
     problem = problem_for(error)
     if model and state is not None and model in state.models.slots:
         state.metrics.observe_error(model, problem.code)
-    return problem, orjson.dumps(envelope(path, problem, request_id or None))
+    return problem, envelope_json(path, problem, request_id)
 
 
 def request_id(request: Request) -> str:
