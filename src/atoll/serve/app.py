@@ -79,10 +79,9 @@ def create_app(options: AppOptions, lifecycle: Lifecycle | None = None) -> ASGIA
     # Starlette tries routes in order: the POST routes (predictions, feedback) carry nearly
     # all the traffic, so they are tried first. No two routes share a path, so order is free.
     routes.sort(key=lambda route: "POST" not in (getattr(route, "methods", None) or ()))
-    lanes: list[PredictLane] = []  # filled below: the lifespan runs after this returns
     app = Starlette(
         routes=routes,
-        lifespan=lambda app: _lifespan(app, options, lifecycle or Lifecycle(), lanes),
+        lifespan=lambda app: _lifespan(app, options, lifecycle or Lifecycle()),
         exception_handlers=dict(ERROR_HANDLERS),
     )
     app.add_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
@@ -93,8 +92,8 @@ def create_app(options: AppOptions, lifecycle: Lifecycle | None = None) -> ASGIA
         metrics=get_metrics(),
         render_error=_render_error,
     )
-    if not options.serve.cors_origins:  # CORS headers are the CORS middleware's to add
-        lanes.append(PredictLane(hardened))
+    # the direct path, unless CORS is on (its headers are the CORS middleware's to add)
+    app.state.lane = None if options.serve.cors_origins else PredictLane(hardened)
     return hardened
 
 
@@ -145,13 +144,14 @@ ERROR_HANDLERS: dict[type[Exception], ErrorHandler] = {
 
 @contextlib.asynccontextmanager
 async def _lifespan(
-    app: Starlette, options: AppOptions, lifecycle: Lifecycle, lanes: Sequence[PredictLane]
+    app: Starlette, options: AppOptions, lifecycle: Lifecycle
 ) -> AsyncIterator[dict[str, PredictLane]]:
     settings = options.settings
     registry = await asyncio.to_thread(Registry.from_settings, settings)
     state = await _build_state(registry, options)
     app.state.atoll = state
-    for lane in lanes:
+    lane: PredictLane | None = app.state.lane
+    if lane is not None:
         lane.state = state
     settle_memory()
     lifecycle.listeners.append(state.start_draining)
@@ -162,7 +162,7 @@ async def _lifespan(
         asyncio.create_task(_flush_access_log(), name="atoll-access-flush"),
     ]
     try:
-        yield {LANE_STATE: lanes[0]} if lanes else {}  # uvicorn hands it to each connection
+        yield {LANE_STATE: lane} if lane is not None else {}  # uvicorn gives it to connections
     finally:
         state.draining = True
         for task in tasks:

@@ -18,7 +18,7 @@ from atoll.store.keys import ApiKey
 
 from .codecs import decode_v2, encode_v2, v2_model_metadata
 from .errors import BadRequest
-from .models import LoadedVersion
+from .models import LoadedVersion, ModelSet
 from .routes_ops import live, ready
 from .routes_v1 import JSON, json_response
 from .state import ServerState, authorize, predict_decoded, read_body, request_id, server
@@ -50,7 +50,7 @@ async def infer(request: Request) -> Response:
     key = authorize(request, "predict", name)
     state = server(request)
     version = _version(request)
-    _loaded(request)  # an unknown model or version is a 404 before the body is read
+    _version_of(state.models, name, version)  # unknown: a 404 before the body is read
     body = await read_body(request)
     content = await infer_body(
         state, name, body, request.headers, key, request_id(request), version=version
@@ -71,8 +71,7 @@ async def infer_body(
 
     Shared by the route and :mod:`atoll.serve.lane`, which answers it without ASGI.
     """
-    models = state.models
-    loaded = models.get(name).current if version is None else models.version(name, version)
+    loaded = _version_of(state.models, name, version)
     limits = state.spec.limits
     decoded = decode_v2(
         body,
@@ -103,9 +102,10 @@ def _version(request: Request) -> int | None:
 
 def _loaded(request: Request) -> LoadedVersion:
     """The version a V2 path names (the live one when the path has no version)."""
-    models = server(request).models
-    name = request.path_params["name"]
-    version = _version(request)
+    return _version_of(server(request).models, request.path_params["name"], _version(request))
+
+
+def _version_of(models: ModelSet, name: str, version: int | None) -> LoadedVersion:
     return models.get(name).current if version is None else models.version(name, version)
 
 
