@@ -46,10 +46,10 @@ from .metrics import LOG_OUTCOMES, get_metrics
 from .models import ModelSet
 from .openapi import ModelDoc, build_openapi
 from .recorder import Recorder
-from .routes_v1 import JSON, json_response
+from .routes_v1 import json_response
 from .server import Lifecycle
 from .service import PredictService
-from .state import ServerState, error_answer, request_id, server
+from .state import JSON, ServerState, error_answer, request_id, server
 from .threads import cores_per_worker
 
 PRODUCTION = "production"

@@ -28,22 +28,17 @@ configured. Anything else, and any request whose body needs a second read
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.datastructures import Headers
 
 from .limits import Answered, HardeningMiddleware, scan_headers, with_our_headers
 from .routes_mlflow import invocations_body, model_name
-from .routes_v1 import JSON, predict_body
+from .routes_v1 import predict_body
 from .routes_v2 import infer_body
-from .state import error_answer
-
-if TYPE_CHECKING:
-    from atoll.store.keys import ApiKey
-
-    from .state import ServerState
+from .state import JSON, AnswerBody, PredictCall, ServerState, error_answer
 
 LANE_STATE = "atoll.lane"
 """The lifespan state key under which each worker's protocol finds the lane."""
@@ -51,10 +46,6 @@ _JSON = JSON.encode("ascii")
 
 Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
 """``(status, headers, body)``: the protocol's writer of one response."""
-AnswerBody = Callable[
-    ["ServerState", str, bytes, Mapping[str, str], "ApiKey | None", str], Awaitable[bytes]
-]
-"""A route's answer to an authorized request: ``(state, model, body, headers, key, id)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +126,8 @@ class PredictLane:
                     name = model_name(state, None, headers)
                 key = state.auth.authorize(headers, request.client or "", "predict", name)
                 key_id = key.key_id if key is not None else None
-                content = await route.answer(state, name, body, headers, key, request_id)
+                call = PredictCall(state, name, headers, key, request_id)
+                content = await route.answer(call, body)
                 status = 200
             except Exception as error:
                 # counted by model where the path names it, as the ASGI error handler does

@@ -13,12 +13,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 import atoll
-from atoll.store.keys import ApiKey
 
 from .codecs import decode_mlflow, encode_mlflow
 from .errors import BadRequest
-from .routes_v1 import JSON
-from .state import ServerState, authorize, predict_decoded, read_body, request_id, server
+from .state import PredictCall, ServerState, answer_route, authorize, request_id, server
 
 MODEL_HEADER = "x-atoll-model"
 
@@ -37,34 +35,23 @@ async def invocations(request: Request) -> Response:
     state = server(request)
     name = model_name(state, request.query_params.get("model"), request.headers)
     key = authorize(request, "predict", name)
-    body = await read_body(request)
-    content = await invocations_body(state, name, body, request.headers, key, request_id(request))
-    return Response(content, media_type=JSON)
+    call = PredictCall(state, name, request.headers, key, request_id(request))
+    return await answer_route(request, invocations_body, call)
 
 
-async def invocations_body(
-    state: ServerState,
-    name: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    key: ApiKey | None,
-    request_id: str,
-) -> bytes:
-    """The answer to an MLflow scoring request whose caller was authorized: JSON bytes.
-
-    Shared by the route and :mod:`atoll.serve.lane`, which answers it without ASGI.
-    """
-    schema = state.models.get(name).current.predictor.schema
-    limits = state.spec.limits
+async def invocations_body(call: PredictCall, body: bytes) -> bytes:
+    """The answer to an MLflow scoring request (the route's, and the direct path's)."""
+    schema = call.state.models.get(call.model).current.predictor.schema
+    limits = call.state.spec.limits
     decoded = decode_mlflow(
         body,
-        headers.get("content-type"),
+        call.headers.get("content-type"),
         input_names=schema.features,
         max_rows=limits.max_rows,
         max_depth=limits.max_json_depth,
         numeric=[name for name, column in schema.columns.items() if column.type.is_numeric],
     )
-    answer = await predict_decoded(state, name, decoded, key, request_id)
+    answer = await call.predict(decoded)
     return encode_mlflow(answer.prediction, prediction_ids=answer.ids)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -11,16 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from atoll.store.keys import ApiKey
 from atoll.store.predlog import record_feedback
 
 from .codecs import decode_native, encode_native, parse_json
 from .errors import BadRequest
 from .jsonio import check_depth
 from .models import ModelSlot
-from .state import ServerState, authorize, predict_decoded, read_body, request_id, server
-
-JSON = "application/json"
+from .state import JSON, PredictCall, answer_route, authorize, read_body, request_id, server
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -51,31 +47,20 @@ async def predict(request: Request) -> Response:
     key = authorize(request, "predict", name)
     state = server(request)
     state.models.get(name)  # an unknown model is a 404 before the body is read
-    body = await read_body(request)
-    content = await predict_body(state, name, body, request.headers, key, request_id(request))
-    return Response(content, media_type=JSON)
+    call = PredictCall(state, name, request.headers, key, request_id(request))
+    return await answer_route(request, predict_body, call)
 
 
-async def predict_body(
-    state: ServerState,
-    name: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    key: ApiKey | None,
-    request_id: str,
-) -> bytes:
-    """The answer to a native prediction request whose caller was authorized: JSON bytes.
-
-    Shared by the route and :mod:`atoll.serve.lane`, which answers it without ASGI.
-    """
-    limits = state.spec.limits
+async def predict_body(call: PredictCall, body: bytes) -> bytes:
+    """The answer to a native prediction request (the route's, and the direct path's)."""
+    limits = call.state.spec.limits
     decoded = decode_native(
         body,
-        headers.get("content-type"),
+        call.headers.get("content-type"),
         max_rows=limits.max_rows,
         max_depth=limits.max_json_depth,
     )
-    answer = await predict_decoded(state, name, decoded, key, request_id)
+    answer = await call.predict(decoded)
     return encode_native(
         answer.prediction, model=answer.model, version=answer.version, prediction_ids=answer.ids
     )

@@ -7,21 +7,18 @@ research/protocols.md: any or no Content-Type, binary tensors, gzip, and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 import atoll
-from atoll.store.keys import ApiKey
 
 from .codecs import decode_v2, encode_v2, v2_model_metadata
 from .errors import BadRequest
 from .models import LoadedVersion, ModelSet
 from .routes_ops import live, ready
-from .routes_v1 import JSON, json_response
-from .state import ServerState, authorize, predict_decoded, read_body, request_id, server
+from .routes_v1 import json_response
+from .state import PredictCall, answer_route, authorize, request_id, server
 
 
 async def server_metadata(request: Request) -> Response:
@@ -51,37 +48,23 @@ async def infer(request: Request) -> Response:
     state = server(request)
     version = _version(request)
     _version_of(state.models, name, version)  # unknown: a 404 before the body is read
-    body = await read_body(request)
-    content = await infer_body(
-        state, name, body, request.headers, key, request_id(request), version=version
-    )
-    return Response(content, media_type=JSON)
+    call = PredictCall(state, name, request.headers, key, request_id(request), version)
+    return await answer_route(request, infer_body, call)
 
 
-async def infer_body(
-    state: ServerState,
-    name: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    key: ApiKey | None,
-    request_id: str,
-    version: int | None = None,
-) -> bytes:
-    """The answer to a V2 inference request whose caller was authorized: JSON bytes.
-
-    Shared by the route and :mod:`atoll.serve.lane`, which answers it without ASGI.
-    """
-    loaded = _version_of(state.models, name, version)
-    limits = state.spec.limits
+async def infer_body(call: PredictCall, body: bytes) -> bytes:
+    """The answer to a V2 inference request (the route's, and the direct path's)."""
+    loaded = _version_of(call.state.models, call.model, call.version)
+    limits = call.state.spec.limits
     decoded = decode_v2(
         body,
-        headers,
+        call.headers,
         input_names=loaded.predictor.schema.features,
         max_rows=limits.max_rows,
         max_inflated_bytes=limits.max_body_bytes,
         max_depth=limits.max_json_depth,
     )
-    answer = await predict_decoded(state, name, decoded, key, request_id, version)
+    answer = await call.predict(decoded)
     return encode_v2(
         answer.prediction,
         model=answer.model,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 from atoll.errors import AtollError
 from atoll.spec_serve import ServeSpec
@@ -15,6 +17,8 @@ from atoll.spec_serve import ServeSpec
 from .errors import Problem, envelope_json, problem_for
 
 log = logging.getLogger("atoll.serve")
+
+JSON = "application/json"
 
 if TYPE_CHECKING:
     from atoll.store.keys import ApiKey
@@ -80,23 +84,40 @@ def authorize(request: Request, scope: str, model: str | None = None) -> ApiKey 
     return server(request).auth.authorize_request(request, scope, model)
 
 
-async def predict_decoded(
-    state: ServerState,
-    name: str,
-    decoded: Decoded,
-    key: ApiKey | None,
-    request_id: str,
-    version: int | None = None,
-) -> Answer:
-    """Predict the decoded rows with model ``name``: what every protocol's route does."""
-    return await state.service.predict(
-        name,
-        decoded.columns,
-        decoded.n_rows,
-        version=version,
-        key_id=key.key_id if key else None,
-        request_id=request_id,
-    )
+@dataclass(frozen=True, slots=True)
+class PredictCall:
+    """An authorized prediction request, before its body is read: what answers it needs.
+
+    The ASGI routes build one from their ``Request``; :mod:`atoll.serve.lane` from the
+    head the protocol parsed. Each protocol's answer function takes it and the body.
+    """
+
+    state: ServerState
+    model: str
+    headers: Mapping[str, str]
+    key: ApiKey | None
+    request_id: str
+    version: int | None = None  # None: the live version (or the canary's pick)
+
+    async def predict(self, decoded: Decoded) -> Answer:
+        """Predict the decoded rows: what every protocol's answer does in the middle."""
+        return await self.state.service.predict(
+            self.model,
+            decoded.columns,
+            decoded.n_rows,
+            version=self.version,
+            key_id=self.key.key_id if self.key else None,
+            request_id=self.request_id,
+        )
+
+
+AnswerBody = Callable[[PredictCall, bytes], Awaitable[bytes]]
+"""A protocol's answer to an authorized prediction request: JSON bytes."""
+
+
+async def answer_route(request: Request, answer: AnswerBody, call: PredictCall) -> Response:
+    """A prediction route's response: its body read, then answered by ``answer``."""
+    return Response(await answer(call, await read_body(request)), media_type=JSON)
 
 
 async def read_body(request: Request) -> bytes:
