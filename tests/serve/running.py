@@ -101,6 +101,15 @@ class Server:
             return self.process.wait(10)
 
 
+@dataclass(frozen=True)
+class Served:
+    """A module's running server, its project and demo rows to send it."""
+
+    project: Project
+    server: Server
+    rows: list[dict[str, Any]]
+
+
 def start_server(project: Project, *args: str, workers: int = 1, wait: bool = True) -> Server:
     """``atoll serve`` in a subprocess, ready (``/readyz`` 200) when this returns."""
     port = free_port()

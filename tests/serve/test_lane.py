@@ -19,7 +19,8 @@ import orjson
 import pytest
 
 from atoll import api
-from tests.serve.running import TEST_SERVE, Project, Server, make_project, start_server
+from tests.serve import running
+from tests.serve.running import TEST_SERVE, make_project, start_server
 from tests.serve.wire import PREDICT, Rows, columns_body, v2_datatypes, v2_inputs
 
 pytestmark = pytest.mark.xdist_group("serve-lane")
@@ -42,10 +43,7 @@ class Reply:
 
 
 @dataclass(frozen=True)
-class Served:
-    project: Project
-    server: Server
-    rows: Rows
+class Served(running.Served):
     throttled_key: str
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,10 +15,9 @@ import pytest
 import atoll
 from atoll import api
 from atoll.model.predictor import Prediction
-from tests.serve.running import Project, Server, make_project, start_server
+from tests.serve.running import Served, make_project, start_server
 from tests.serve.wire import (
     PREDICT,
-    Rows,
     columns_body,
     csv_body,
     native_answers,
@@ -35,13 +33,6 @@ V1 = PREDICT.format(name=MODEL)
 N_ROWS = 50
 
 Answers = list[tuple[Any, list[float]]]
-
-
-@dataclass(frozen=True)
-class Served:
-    project: Project
-    server: Server
-    rows: Rows
 
 
 @pytest.fixture(scope="module")
