@@ -42,6 +42,13 @@ class BatchingSpec(_Section):
     max_queue_requests: int = Field(
         512, ge=1, description="Requests waiting per model before 503 + Retry-After."
     )
+    inline_max_rows: int = Field(
+        128,
+        ge=0,
+        le=100_000,
+        description="Batches of at most this many rows are predicted on the event loop's "
+        "own thread, not the model thread (no thread hop). 0: always the model thread.",
+    )
 
 
 class LimitsSpec(_Section):

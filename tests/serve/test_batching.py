@@ -170,3 +170,53 @@ def test_close_waits_for_the_batch_being_computed() -> None:
         return await request
 
     assert asyncio.run(main()) == "done"
+
+
+def test_small_batches_are_predicted_on_the_loop_thread_large_ones_on_the_model_thread() -> None:
+    """Up to ``inline_max_rows`` the loop predicts itself; its numeric limits are set first."""
+    ran_on: list[tuple[int, int]] = []  # (rows, thread)
+    initialized: list[int] = []
+
+    def run(columns: Columns, counts: list[int]) -> list[Any]:
+        assert threading.get_ident() in initialized  # limits set before this thread's first batch
+        ran_on.append((sum(counts), threading.get_ident()))
+        return ["ok"] * len(counts)
+
+    async def main() -> tuple[list[Any], int]:
+        batcher = Batcher(
+            run,
+            max_rows=1_000,
+            max_wait_s=0.0,
+            max_requests=100,
+            thread_init=lambda: initialized.append(threading.get_ident()),
+            inline_max_rows=8,
+        )
+        batcher.start()
+        answers = [await batcher.enqueue({"a": [0] * rows}, rows) for rows in (1, 8, 9, 500, 2)]
+        await batcher.close()
+        return answers, threading.get_ident()
+
+    answers, loop_thread = asyncio.run(main())
+    assert answers == ["ok"] * 5
+    on_loop = [rows for rows, thread in ran_on if thread == loop_thread]
+    assert on_loop == [1, 8, 2]
+    assert [rows for rows, thread in ran_on if thread != loop_thread] == [9, 500]
+    assert initialized.count(loop_thread) == 1 and len(initialized) == 2
+
+
+def test_an_inline_runner_that_raises_fails_every_request_of_its_batch() -> None:
+    def broken(columns: Columns, counts: list[int]) -> list[Any]:
+        raise RuntimeError("the model broke")
+
+    async def main() -> list[Any]:
+        batcher = Batcher(
+            broken, max_rows=64, max_wait_s=0.01, max_requests=100, inline_max_rows=64
+        )
+        batcher.start()
+        out = await asyncio.gather(
+            *(batcher.enqueue({"a": [i]}, 1) for i in range(3)), return_exceptions=True
+        )
+        await batcher.close()
+        return out
+
+    assert [str(error) for error in asyncio.run(main())] == ["the model broke"] * 3

@@ -183,6 +183,7 @@ class ModelSet:
             thread_name=f"atoll-{name}-{version}",
             on_batch=on_batch,
             thread_init=threads.start,
+            inline_max_rows=batching.inline_max_rows,
         )
         batcher.start()
         return LoadedVersion(name, version, predictor, batcher)

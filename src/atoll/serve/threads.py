@@ -46,7 +46,10 @@ class NumericThreads:
         self._controller: ThreadpoolController | None = None
 
     def start(self) -> None:
-        """The model thread's initializer: limit its numeric libraries to one thread.
+        """Limit the calling thread's numeric libraries to one thread.
+
+        The initializer of the model thread and of the event loop's thread, which
+        predicts small batches itself (an OpenMP limit holds per thread).
 
         The controller is made here, after the model was loaded, so it knows the
         libraries the model brought (a LightGBM or scikit-learn OpenMP runtime).
