@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import time
@@ -136,7 +137,7 @@ def test_a_strict_answer_is_acknowledged_once_it_is_in_the_database(
 def test_a_refused_strict_answer_fails_its_own_future(db_url: str, tmp_path: Path) -> None:
     async def main() -> None:
         process = await started(db_url, tmp_path, "strict")
-        bad = Answered(**{**answer(1).__dict__, "request_id": "r" * 65})  # over 64 characters
+        bad = dataclasses.replace(answer(1), request_id="r" * 65)  # over 64 characters
         refused = process.send(bad, time.time(), bad.columns, wait=True)
         good = process.send(answer(2), time.time(), answer(2).columns, wait=True)
         assert refused is not None and good is not None
@@ -157,7 +158,7 @@ def test_an_answer_json_cannot_hold_is_refused_by_the_worker_not_shipped(
 
     async def main() -> None:
         process = await started(db_url, tmp_path, "strict")
-        bad = Answered(**{**answer(1).__dict__, "columns": {"x": [object()], "city": ["Lyon"]}})
+        bad = dataclasses.replace(answer(1), columns={"x": [object()], "city": ["Lyon"]})
         refused = process.send(bad, time.time(), bad.columns, wait=True)
         unwaited = process.send(bad, time.time(), bad.columns, wait=False)
         good = process.send(answer(2), time.time(), answer(2).columns, wait=True)

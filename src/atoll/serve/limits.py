@@ -125,7 +125,7 @@ class LimitSettings:
         return self.max_other_body_bytes, "serve.limits.max_other_body_bytes"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made per request: frozen costs ~1.5 µs more; never mutated
 class Answered:
     """What the access log and the request metrics note of one answered request."""
 

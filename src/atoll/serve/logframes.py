@@ -47,7 +47,7 @@ class ProcessSettings:
     queue_size: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request: frozen costs ~1.8 µs more; never mutated
 class Answered:
     """One answered request, as the log needs it."""
 

@@ -39,7 +39,7 @@ EXIT_WAIT_S = 60.0
 _NO_STATS = LogStats(written=0, spilled=0, replayed=0, pending=0, spilling=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made per request: frozen costs ~0.6 µs more; never mutated
 class _Unsent:
     """An answer on its way to the process (``seq`` 0: nobody waits for it)."""
 

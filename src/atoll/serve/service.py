@@ -27,7 +27,7 @@ PredictionObserver = Callable[[str, int, int], None]
 """Called with (model, version, rows) for every answered request: the metrics hook."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request: frozen costs ~0.6 µs more; never mutated
 class Answer:
     """A prediction ready to encode: which version made it and one id per row."""
 
