@@ -50,7 +50,7 @@ def test_a_log_that_does_not_confirm_in_time_is_a_503_and_its_late_error_is_read
         loop = asyncio.get_running_loop()
         durable = loop.create_future()
         started = loop.time()
-        with pytest.raises(LogUnavailable, match="did not confirm within 0.05 s"):
+        with pytest.raises(LogUnavailable, match=r"did not confirm within 0\.05 s"):
             await confirmed(durable, timeout=0.05)
         assert loop.time() - started >= 0.05
         durable.set_exception(ValueError("too late"))  # nobody waits: read, not reported
