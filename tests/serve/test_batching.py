@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from typing import Any
 
 import pytest
 
-from atoll.serve.batching import Batcher, BatchQueue, Columns, Pending, merge
+from atoll.serve.batching import (
+    INLINE_BUDGET_S,
+    Batcher,
+    BatchQueue,
+    Columns,
+    Pending,
+    merge,
+)
 from atoll.serve.errors import Overloaded
 
 
@@ -220,3 +229,34 @@ def test_an_inline_runner_that_raises_fails_every_request_of_its_batch() -> None
         return out
 
     assert [str(error) for error in asyncio.run(main())] == ["the model broke"] * 3
+
+
+def test_a_model_too_slow_for_the_loop_goes_to_its_thread_from_then_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ran_on: list[int] = []
+
+    def run(columns: Columns, counts: list[int]) -> list[Any]:
+        if not ran_on:  # the first batch holds the loop past the budget, in CPU time
+            spin_until = time.thread_time() + INLINE_BUDGET_S * 2
+            while time.thread_time() < spin_until:
+                pass
+        ran_on.append(threading.get_ident())
+        return ["ok"] * len(counts)
+
+    async def main() -> int:
+        batcher = Batcher(
+            run, max_rows=64, max_wait_s=0.0, max_requests=100, inline_max_rows=64, thread_name="m"
+        )
+        batcher.start()
+        for _ in range(3):
+            assert await batcher.enqueue({"a": [1]}, 1) == "ok"
+        await batcher.close()
+        return threading.get_ident()
+
+    with caplog.at_level(logging.WARNING, logger="atoll.serve"):
+        loop_thread = asyncio.run(main())
+    first, *later = ran_on
+    assert first == loop_thread
+    assert later and all(thread != loop_thread for thread in later)
+    assert "m: a batch of 1 rows took" in caplog.text and "own thread" in caplog.text

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -29,6 +30,13 @@ from atoll.serve.errors import Overloaded
 
 Columns = dict[str, list[Any]]
 R = TypeVar("R")
+
+log = logging.getLogger("atoll.serve")
+
+INLINE_BUDGET_S = 0.02
+"""A batch run on the event loop holds every other request that long (CPU time, measured on the
+loop's thread); past this, the model's later batches go to its thread, where the loop keeps
+serving and the request timeout holds."""
 
 
 @dataclass(slots=True)
@@ -126,7 +134,9 @@ class Batcher(Generic[R]):
     second (one worker and two) and a lower p99. A large batch still goes to the
     model thread: the loop keeps serving while the model's native code runs
     without the GIL, and its numeric threads may use the worker's cores.
-    ``thread_init`` runs in both threads (the loop's, before its first batch).
+    ``thread_init`` runs in both threads (the loop's, before its first batch). A batch
+    that holds the loop longer than ``INLINE_BUDGET_S`` sends the model's later
+    batches to its thread for good (logged).
     """
 
     def __init__(
@@ -149,6 +159,7 @@ class Batcher(Generic[R]):
             max_rows if enabled else 1, max_wait_s if enabled else 0.0, max_requests
         )
         self._enabled = enabled
+        self._thread_name = thread_name
         self._executor = ThreadPoolExecutor(1, thread_name, initializer=thread_init)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -211,10 +222,24 @@ class Batcher(Generic[R]):
             self._on_batch(sum(counts), started - batch[0].arrived)
 
     def _run_inline(self, columns: Columns, counts: list[int]) -> list[R | BaseException]:
+        """The batch, run here; a model too slow for the loop goes to its thread from now on."""
         if self._loop_init is not None:
             init, self._loop_init = self._loop_init, None
             init()
-        return self._run(columns, counts)
+        started = time.thread_time()  # CPU: a worker the OS set aside for a while is not slow
+        try:
+            return self._run(columns, counts)
+        finally:
+            took = time.thread_time() - started
+            if took > INLINE_BUDGET_S:
+                self._inline_max_rows = 0
+                log.warning(
+                    "%s: a batch of %d rows took %.0f ms on the event loop; this model's "
+                    "batches go to its own thread from now on",
+                    self._thread_name,
+                    sum(counts),
+                    took * 1000,
+                )
 
     async def _until_due(self) -> None:
         """Give requests parsed in this loop turn a chance to join, up to the deadline."""
