@@ -132,26 +132,73 @@ def supervise(
                     os.kill(process.pid, sig)
 
     processes = [start() for _ in range(workers)]
+    restarts = [_Restarts() for _ in range(workers)]
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         while not stopping:
             for i, process in enumerate(processes):
-                process.join(timeout=0.5 / workers)
+                slot = restarts[i]
+                slot.wait(process, 0.5 / workers)
                 if stopping or process.is_alive():
                     continue
                 if process.exitcode == STARTUP_FAILURE:  # would fail the same way again
                     stop(signal.SIGTERM, None)
                     break
-                log.warning(
-                    "worker %s exited (%s); starting another", process.pid, process.exitcode
-                )
-                processes[i] = start()
+                if slot.restart_due(process):
+                    processes[i] = start()
+                    slot.started()
         for process in processes:
             process.join()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return next((_status(p.exitcode) for p in processes if p.exitcode), 0)
+
+
+RESTART_DELAYS_S = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)
+"""The wait before a worker's restart after its 1st, 2nd, ... exit in a row soon after starting."""
+STABLE_S = 30.0
+"""A worker that ran this long before exiting is restarted at once, its failures forgotten."""
+
+
+@dataclass
+class _Restarts:
+    """One worker slot's restart schedule: at once after a crash, backing off when it loops.
+
+    A worker failing the same way at each start (a bad model file, a store that
+    refuses it) would otherwise be started again about three times a second,
+    forever, filling the log.
+    """
+
+    started_at: float = field(default_factory=time.monotonic)
+    failures: int = 0
+    due: float | None = None
+
+    def wait(self, process: multiprocessing.process.BaseProcess, timeout: float) -> None:
+        """Up to ``timeout``: for the worker to exit, or for its restart to be due."""
+        if self.due is None:
+            process.join(timeout)
+        else:
+            time.sleep(max(0.0, min(timeout, self.due - time.monotonic())))
+
+    def restart_due(self, process: multiprocessing.process.BaseProcess) -> bool:
+        """Whether to start the exited worker's successor now (its wait is set on first ask)."""
+        if self.due is None:
+            now = time.monotonic()
+            self.failures = self.failures + 1 if now - self.started_at < STABLE_S else 0
+            last = len(RESTART_DELAYS_S) - 1
+            delay = RESTART_DELAYS_S[min(self.failures - 1, last)] if self.failures else 0.0
+            self.due = now + delay
+            log.warning(
+                "worker %s exited (%s); starting another%s",
+                process.pid,
+                process.exitcode,
+                f" in {delay:.0f} s (it keeps failing)" if delay else "",
+            )
+        return time.monotonic() >= self.due
+
+    def started(self) -> None:
+        self.started_at, self.due = time.monotonic(), None
 
 
 def _status(exitcode: int | None) -> int:
