@@ -165,9 +165,10 @@ STABLE_S = 30.0
 class _Restarts:
     """One worker slot's restart schedule: at once after a crash, backing off when it loops.
 
-    A worker failing the same way at each start (a bad model file, a store that
-    refuses it) would otherwise be started again about three times a second,
-    forever, filling the log.
+    A worker failing the same way at each start (an error before its app starts:
+    a failed import, a broken environment) would otherwise be started again about
+    three times a second, forever, filling the log. A failure of the app's own
+    startup exits with uvicorn's STARTUP_FAILURE and stops the server instead.
     """
 
     started_at: float = field(default_factory=time.monotonic)
