@@ -207,10 +207,11 @@ class Batcher(Generic[R]):
     async def _run_one(self, batch: list[Pending[R]]) -> None:
         loop = asyncio.get_running_loop()
         counts = [item.n_rows for item in batch]
+        rows = sum(counts)
         started = time.monotonic()
         try:
-            if sum(counts) <= self._inline_max_rows:
-                results = self._run_inline(merge(batch), counts)
+            if rows <= self._inline_max_rows:
+                results = self._run_inline(merge(batch), counts, rows)
             else:
                 results = await loop.run_in_executor(
                     self._executor, self._run, merge(batch), counts
@@ -219,9 +220,11 @@ class Batcher(Generic[R]):
             results = [error] * len(batch)
         _deliver(batch, results)
         if self._on_batch is not None:
-            self._on_batch(sum(counts), started - batch[0].arrived)
+            self._on_batch(rows, started - batch[0].arrived)
 
-    def _run_inline(self, columns: Columns, counts: list[int]) -> list[R | BaseException]:
+    def _run_inline(
+        self, columns: Columns, counts: list[int], rows: int
+    ) -> list[R | BaseException]:
         """The batch, run here; a model too slow for the loop goes to its thread from now on."""
         if self._loop_init is not None:
             init, self._loop_init = self._loop_init, None
@@ -237,7 +240,7 @@ class Batcher(Generic[R]):
                     "%s: a batch of %d rows took %.0f ms on the event loop; this model's "
                     "batches go to its own thread from now on",
                     self._thread_name,
-                    sum(counts),
+                    rows,
                     took * 1000,
                 )
 

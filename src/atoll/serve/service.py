@@ -134,7 +134,7 @@ class PredictService:
                 )
             )
             if durable is not None:  # strict durability: answer once the records are durable
-                await self._confirmed(durable)
+                await confirmed(durable, self._spec.limits.request_timeout_s)
             if role == "primary" and version is None and slot.shadow is not None:
                 self._shadow(slot.shadow, columns, n_rows, ids, request_id, key_id)
         if self._on_prediction is not None:
@@ -159,9 +159,6 @@ class PredictService:
             return await future
         finally:
             timer.cancel()
-
-    async def _confirmed(self, durable: asyncio.Future[None]) -> None:
-        await confirmed(durable, self._spec.limits.request_timeout_s)
 
     def _known(self, columns: Columns, loaded: LoadedVersion) -> Columns:
         """With ``unknown_columns: ignore``, drop what the schema does not know (MLflow's habit)."""
